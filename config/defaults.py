@@ -1,0 +1,38 @@
+"""Committed defaults; every value here is safe to publish."""
+
+SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+SQLALCHEMY_TRACK_MODIFICATIONS = False
+
+# Cookies the tool sets live inside an LMS iframe: they must be cross-site and partitioned.
+# Browsers accept Secure cookies from http://localhost and http://127.0.0.1, so this holds in development too.
+SESSION_COOKIE_NAME = "attendance_session"
+SESSION_COOKIE_SECURE = True
+SESSION_COOKIE_SAMESITE = "None"
+SESSION_COOKIE_PARTITIONED = True
+SESSION_COOKIE_HTTPONLY = True
+LTI_COOKIE_SECURE = True
+LTI_COOKIE_SAMESITE = "None"
+LTI_COOKIE_PARTITIONED = True
+
+WTF_CSRF_TIME_LIMIT = 8 * 3600
+WTF_CSRF_CHECK_DEFAULT = False  # checked by the API's auth layer for cookie sessions only
+WTF_CSRF_SSL_STRICT = False  # the Referer of a request from an LMS iframe is the LMS
+
+TRUSTED_PROXIES = 0
+MAX_UPLOAD_MB = 5
+
+# LTI launch checks
+LTI_CLOCK_LEEWAY = 30  # seconds of clock skew tolerated on iat / exp / nbf
+LTI_MAX_TOKEN_AGE = 300  # an id_token older than this (by iat) is refused
+LTI_STATE_TTL = 600  # seconds a login's state and nonce stay usable
+LTI_JWKS_CACHE_TTL = 3600  # platform key sets are cached this long
+LTI_JWKS_MIN_REFETCH_INTERVAL = 10  # an unknown kid refetches at most this often per key set URL
+LTI_HTTP_TIMEOUT = 10  # seconds for any call to a platform
+
+LAUNCH_TOKEN_TTL = 8 * 3600  # a class lasts hours; the token outlives it
+KEY_ROTATION_GRACE_DAYS = 7
+KEY_SIZE = 2048
+
+TOOL_TITLE = "Attendance"
+TOOL_DESCRIPTION = "Class attendance with rotating codes, QR check-in and automatic grades."
+AUTO_MIGRATE = True

@@ -1,0 +1,338 @@
+"""The one place that talks to pylti1p3: OIDC login initiation and id_token validation.
+
+pylti1p3 parses the id_token, runs its message validators and builds registrations and deep
+linking objects. On top of it we close its known gaps:
+
+* state and nonce live in the shared expiring store, bound together; the state is consumed
+  exactly once (atomic pop) and a nonce is remembered as used, so a replayed id_token fails;
+* the state must also be bound to this browser: our partitioned cookie, or LTI Platform Storage;
+* `aud` must contain our client id, and any other audience needs `azp` equal to our client id;
+* `iat`/`exp`/`nbf` checked with a small leeway, and tokens older than a bound are refused;
+* `alg` must be one the registration declares (RS256 by default), never `none` or HS*;
+* platform key sets are cached and refetched once, rate-limited, when a kid is unknown;
+* unknown issuer / client id / deployment are typed errors (4xx), never a bare Exception;
+* a new deployment id of a known, active registration is onboarded on first launch.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
+
+import jwt
+from flask import current_app
+from pylti1p3.contrib.flask import FlaskMessageLaunch, FlaskOIDCLogin, FlaskRequest
+from pylti1p3.exception import LtiException
+from pylti1p3.message_validators import get_validators
+
+from extensions import db
+from lti.constants import LTI_VERSION, Claim, MessageType
+from lti.exceptions import LaunchError, LoginError, StateError, TokenError, UnknownPlatform
+from lti.launch import Launch
+from lti.models import Deployment, Registration
+from lti.store import get_store
+from lti.tool_config import DatabaseToolConf, find_deployment, find_registration
+
+STATE_PREFIX = "lti_state:"
+NONCE_PREFIX = "lti_nonce_used:"
+STATE_COOKIE_PREFIX = "lti_state_"
+ALLOWED_ALGS = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
+LOGIN_PARAMS = ("iss", "login_hint", "target_link_uri", "lti_message_hint", "client_id", "lti_deployment_id")
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """What the login view needs to answer: where to send the browser and what to remember."""
+
+    redirect_url: str
+    state: str
+    nonce: str
+    storage_target: str | None
+    storage_origin: str
+
+
+@dataclass(frozen=True)
+class PendingStorageCheck:
+    """The launch is valid so far, but its state must be read back from LTI Platform Storage."""
+
+    state: str
+    nonce: str
+    storage_target: str
+    storage_origin: str
+
+
+def _tool_conf() -> DatabaseToolConf:
+    return DatabaseToolConf(current_app.extensions["lti_keys"])
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def state_cookie_name(state: str) -> str:
+    """Name of the cookie that binds one login's state to the browser."""
+    return STATE_COOKIE_PREFIX + hashlib.sha256(state.encode()).hexdigest()[:16]
+
+
+class ToolOIDCLogin(FlaskOIDCLogin):
+    """pylti1p3's login, with registration lookup and state/nonce storage of our own."""
+
+    def __init__(self, params: dict, launch_url: str, tool_origins: set[str]):
+        super().__init__(FlaskRequest(request_data=params or {"_": ""}), _tool_conf())
+        self.params = params
+        self.launch_url = launch_url
+        self.tool_origins = tool_origins
+        self.registration_row: Registration | None = None
+
+    def validate_oidc_login(self):
+        iss = (self.params.get("iss") or "").strip()
+        if not iss:
+            raise LoginError('The login request has no "iss" (issuer).')
+        if not (self.params.get("login_hint") or "").strip():
+            raise LoginError('The login request has no "login_hint".')
+        target = (self.params.get("target_link_uri") or "").strip()
+        if target and _origin(target) not in self.tool_origins:
+            raise LoginError("The target_link_uri points to another host than this tool.")
+        client_id = (self.params.get("client_id") or "").strip() or None
+        row = find_registration(iss, client_id)
+        if row is None:
+            if client_id is None and find_registration_any(iss):
+                raise UnknownPlatform(
+                    "Several registrations share this issuer; the platform must send client_id."
+                )
+            raise UnknownPlatform("This platform (issuer and client id) is not registered with the tool.")
+        self.registration_row = row
+        return self._tool_config.to_pylti(row)
+
+    def start(self) -> LoginResult:
+        """Validate the login request, store state+nonce, and build the platform's auth URL."""
+        self._registration = self.validate_oidc_login()
+        row = self.registration_row
+        state = secrets.token_urlsafe(32)
+        nonce = secrets.token_urlsafe(32)
+        storage_target = (self.params.get("lti_storage_target") or "").strip() or None
+        storage_origin = _origin(row.auth_login_url)
+        record = {
+            "nonce": nonce,
+            "registration_id": row.id,
+            "storage_target": storage_target,
+            "storage_origin": storage_origin,
+            "login": {k: self.params[k] for k in LOGIN_PARAMS if self.params.get(k)},
+        }
+        get_store().put(STATE_PREFIX + state, json.dumps(record), current_app.config["LTI_STATE_TTL"])
+        auth_params = {
+            "scope": "openid",
+            "response_type": "id_token",
+            "response_mode": "form_post",
+            "prompt": "none",
+            "client_id": row.client_id,
+            "redirect_uri": self.launch_url,
+            "state": state,
+            "nonce": nonce,
+            "login_hint": self.params["login_hint"],
+        }
+        if self.params.get("lti_message_hint"):
+            auth_params["lti_message_hint"] = self.params["lti_message_hint"]
+        sep = "&" if "?" in row.auth_login_url else "?"
+        return LoginResult(row.auth_login_url + sep + urlencode(auth_params), state, nonce, storage_target, storage_origin)
+
+
+def find_registration_any(issuer: str) -> bool:
+    return db.session.scalar(
+        db.select(Registration.id).where(Registration.issuer == issuer, Registration.active.is_(True)).limit(1)
+    ) is not None
+
+
+class ToolMessageLaunch(FlaskMessageLaunch):
+    """pylti1p3's message launch with the stricter checks listed in this module's docstring."""
+
+    def __init__(self, form: dict, cookies: dict):
+        super().__init__(FlaskRequest(request_data=form or {"_": ""}, cookies=cookies), _tool_conf())
+        self.form = form
+        self.cookies = cookies
+        self.state_record: dict | None = None
+        self.registration_row: Registration | None = None
+        self.deployment_row: Deployment | None = None
+        self.client_id: str | None = None
+
+    # -- the chain -------------------------------------------------------------------------
+    def run(self) -> Launch | PendingStorageCheck:
+        """Validate everything; answer a Launch, or ask the page to confirm platform storage."""
+        self._validated = True
+        try:
+            self.validate_jwt_format()
+        except LtiException as exc:
+            raise LaunchError(f"The id_token is not a JWT: {exc}") from exc
+        self.check_header()
+        pending = self.check_state()
+        self.check_registration()
+        self.check_signature_and_claims()
+        self.check_nonce()
+        if pending is not None:
+            return pending
+        self.consume_state()
+        self.check_deployment()
+        self.check_message()
+        db.session.commit()
+        return Launch(
+            registration_id=self.registration_row.id,
+            deployment_pk=self.deployment_row.id,
+            issuer=self.registration_row.issuer,
+            client_id=self.registration_row.client_id,
+            deployment_id=self.deployment_row.deployment_id,
+            claims=dict(self._jwt["body"]),
+        )
+
+    def _get_id_token(self) -> str:
+        token = self.form.get("id_token")
+        if not token:
+            raise LaunchError('The launch has no "id_token".')
+        return token
+
+    def check_header(self) -> None:
+        header = self._jwt.get("header")
+        if not isinstance(header, dict) or not isinstance(self._jwt.get("body"), dict):
+            raise LaunchError("The id_token header or body is not a JSON object.")
+        alg = header.get("alg")
+        if alg not in ALLOWED_ALGS:
+            raise TokenError(f'The id_token algorithm "{alg}" is not accepted; use RS256.')
+        if not header.get("kid"):
+            raise TokenError('The id_token header has no "kid".')
+
+    def check_state(self) -> PendingStorageCheck | None:
+        state = self.form.get("state")
+        if not state:
+            raise StateError('The launch has no "state".')
+        raw = get_store().get(STATE_PREFIX + state)
+        if raw is None:
+            raise StateError("The launch state is unknown, expired or already used. Launch the tool again from the course.")
+        self.state_record = json.loads(raw)
+        if self.cookies.get(state_cookie_name(state)) == state:
+            return None
+        target = self.state_record.get("storage_target")
+        if target:
+            stored_state = self.form.get("lti_storage_state")
+            if stored_state is None:
+                nonce = self.state_record["nonce"]
+                return PendingStorageCheck(state, nonce, target, self.state_record["storage_origin"])
+            if stored_state == state and self.form.get("lti_storage_nonce") == self.state_record["nonce"]:
+                return None
+            raise StateError("The state kept in the platform's storage does not match this launch.")
+        raise StateError(
+            "This browser did not keep the launch state (third-party cookies may be blocked).",
+            code="state_not_bound",
+        )
+
+    def get_client_id(self) -> str:
+        if self.client_id is None:
+            body = self._jwt["body"]
+            aud = body.get("aud")
+            auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+            auds = [a for a in auds if isinstance(a, str) and a]
+            if not auds:
+                raise TokenError('The id_token has no "aud".')
+            azp = body.get("azp")
+            if azp is not None:
+                if azp not in auds:
+                    raise TokenError('The id_token "azp" is not one of its audiences.')
+                self.client_id = azp
+            elif len(auds) == 1:
+                self.client_id = auds[0]
+            else:
+                raise TokenError('The id_token has several audiences and no "azp".')
+        return self.client_id
+
+    def check_registration(self) -> None:
+        iss = self._jwt["body"].get("iss")
+        if not isinstance(iss, str) or not iss:
+            raise TokenError('The id_token has no "iss".')
+        row = find_registration(iss, self.get_client_id())
+        if row is None:
+            raise UnknownPlatform("This platform (issuer and client id) is not registered with the tool.")
+        if row.id != self.state_record.get("registration_id"):
+            raise StateError("The launch comes from another platform than the login it answers.")
+        self.registration_row = row
+        self._registration = self._tool_config.to_pylti(row)
+
+    def check_signature_and_claims(self) -> None:
+        row = self.registration_row
+        header = self._jwt["header"]
+        if header["alg"] not in (row.id_token_algs or ["RS256"]):
+            raise TokenError(f'This platform is registered to sign with {", ".join(row.id_token_algs)}, not {header["alg"]}.')
+        key = current_app.extensions["lti_platform_keys"].key_for(row.key_set_url, header["kid"], header["alg"])
+        cfg = current_app.config
+        try:
+            claims = jwt.decode(
+                self._get_id_token(),
+                key=key,
+                algorithms=[header["alg"]],
+                audience=self.client_id,
+                issuer=row.issuer,
+                leeway=cfg["LTI_CLOCK_LEEWAY"],
+                options={"require": ["exp", "iat", "iss", "aud", "nonce"]},
+            )
+        except jwt.InvalidTokenError as exc:
+            raise TokenError(f"The id_token is not valid: {exc}") from exc
+        if time.time() - claims["iat"] > cfg["LTI_MAX_TOKEN_AGE"] + cfg["LTI_CLOCK_LEEWAY"]:
+            raise TokenError("The id_token is too old; launch the tool again.")
+        self._jwt["body"] = claims
+
+    def check_nonce(self) -> None:
+        nonce = self._jwt["body"].get("nonce")
+        if not isinstance(nonce, str) or nonce != self.state_record["nonce"]:
+            raise StateError("The id_token nonce does not match the login that started this launch.")
+
+    def consume_state(self) -> None:
+        store, cfg = get_store(), current_app.config
+        if store.pop(STATE_PREFIX + self.form["state"]) is None:
+            raise StateError("The launch state was already used.")
+        ttl = cfg["LTI_MAX_TOKEN_AGE"] + 2 * cfg["LTI_CLOCK_LEEWAY"] + cfg["LTI_STATE_TTL"]
+        if not store.add(NONCE_PREFIX + self._jwt["body"]["nonce"], "1", ttl):
+            raise StateError("This id_token was already used.")
+
+    def check_deployment(self) -> None:
+        deployment_id = self._jwt["body"].get(Claim.DEPLOYMENT_ID)
+        if not isinstance(deployment_id, str) or not deployment_id:
+            raise LaunchError("The id_token has no deployment_id.")
+        row = find_deployment(self.registration_row, deployment_id)
+        if row is None:
+            if not self.registration_row.auto_onboard_deployments:
+                raise UnknownPlatform(f'The deployment "{deployment_id}" is not known to the tool.')
+            row = Deployment(registration=self.registration_row, deployment_id=deployment_id, onboarded_by_launch=True)
+            db.session.add(row)
+            db.session.flush()
+        elif not row.active:
+            raise UnknownPlatform(f'The deployment "{deployment_id}" has been deactivated.')
+        self.deployment_row = row
+
+    def check_message(self) -> None:
+        body = self._jwt["body"]
+        message_type = body.get(Claim.MESSAGE_TYPE)
+        if not message_type:
+            raise LaunchError("The id_token has no message_type.")
+        if message_type not in (MessageType.RESOURCE_LINK, MessageType.DEEP_LINKING):
+            raise LaunchError(f'The message type "{message_type}" is not supported by this tool.')
+        if body.get(Claim.VERSION) != LTI_VERSION:
+            raise LaunchError("The id_token version must be 1.3.0.")
+        if not isinstance(body.get(Claim.ROLES), list):
+            raise LaunchError("The id_token has no roles claim.")
+        for validator in get_validators():
+            if validator.can_validate(body):
+                try:
+                    validator.validate(body)
+                except LtiException as exc:
+                    raise LaunchError(f"The launch message is invalid: {exc}") from exc
+
+
+def start_login(params: dict, launch_url: str, tool_origins: set[str]) -> LoginResult:
+    """Handle an OIDC third-party login initiation."""
+    return ToolOIDCLogin(params, launch_url, tool_origins).start()
+
+
+def validate_launch(form: dict, cookies: dict) -> Launch | PendingStorageCheck:
+    """Validate an id_token + state posted to the launch URL."""
+    return ToolMessageLaunch(form, cookies).run()

@@ -1,0 +1,70 @@
+"""Platform registrations, their deployments, and the expiring key-value store's table."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Registration(db.Model):
+    """One tool registration on a platform: (issuer, client_id), never issuer alone."""
+
+    __tablename__ = "lti_registration"
+    __table_args__ = (UniqueConstraint("issuer", "client_id", name="uq_lti_registration_issuer_client"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(255))
+    client_id: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255), default="")
+    product_family: Mapped[str] = mapped_column(String(64), default="")  # "moodle", "canvas", ...
+    auth_login_url: Mapped[str] = mapped_column(String(1024))
+    auth_token_url: Mapped[str] = mapped_column(String(1024), default="")
+    auth_audience: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    key_set_url: Mapped[str] = mapped_column(String(1024))
+    id_token_algs: Mapped[list] = mapped_column(JSON, default=lambda: ["RS256"])
+    scopes: Mapped[list] = mapped_column(JSON, default=list)  # granted by the platform at registration
+    auto_onboard_deployments: Mapped[bool] = mapped_column(Boolean, default=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    deployments: Mapped[list[Deployment]] = relationship(
+        back_populates="registration", cascade="all, delete-orphan", order_by="Deployment.id"
+    )
+
+    def __repr__(self) -> str:
+        return f"<Registration {self.id} {self.issuer} {self.client_id}>"
+
+
+class Deployment(db.Model):
+    """A deployment id of a registration; launches from inactive deployments are refused."""
+
+    __tablename__ = "lti_deployment"
+    __table_args__ = (
+        UniqueConstraint("registration_id", "deployment_id", name="uq_lti_deployment_registration_deployment"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("lti_registration.id", ondelete="CASCADE"), index=True)
+    deployment_id: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    onboarded_by_launch: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    registration: Mapped[Registration] = relationship(back_populates="deployments")
+
+
+class StoreEntry(db.Model):
+    """A row of the expiring key-value store (OIDC state, nonces, counters) when Redis is not used."""
+
+    __tablename__ = "kv_store"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)  # Unix time: compares alike on every database
