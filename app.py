@@ -69,7 +69,7 @@ def register_lti_services(app: Flask) -> None:
     app.extensions["lti_platform_keys"] = PlatformKeyCache(
         ttl=app.config["LTI_JWKS_CACHE_TTL"], min_refetch_interval=app.config["LTI_JWKS_MIN_REFETCH_INTERVAL"],
         timeout=app.config["LTI_HTTP_TIMEOUT"])
-    app.extensions["lti_store"] = make_store(app.config["REDIS_URL"])
+    app.extensions["lti_store"] = make_store(app.config["REDIS_URL"], app.config["REDIS_PREFIX"])
     app.extensions["lti_launch_handler"] = handle_launch
 
 

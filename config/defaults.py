@@ -36,3 +36,4 @@ KEY_SIZE = 2048
 TOOL_TITLE = "Attendance"
 TOOL_DESCRIPTION = "Class attendance with rotating codes, QR check-in and automatic grades."
 AUTO_MIGRATE = True
+REDIS_PREFIX = "attendance:"  # keys the tool writes to Redis start with this

@@ -120,9 +120,9 @@ class RedisStore:
         return int(count)
 
 
-def make_store(redis_url: str | None) -> ExpiringStore:
+def make_store(redis_url: str | None, prefix: str = "attendance:") -> ExpiringStore:
     """Choose Redis when a URL is given, else the database."""
-    return RedisStore(redis_url) if redis_url else DatabaseStore()
+    return RedisStore(redis_url, prefix) if redis_url else DatabaseStore()
 
 
 def get_store() -> ExpiringStore:
