@@ -1,0 +1,483 @@
+"""LTI Dynamic Registration against a simulated Moodle and Canvas over real loopback HTTP.
+
+The tool runs under the Flask test client at http://localhost; each platform is a
+tests.platform.Platform with extra handlers for its OpenID configuration and registration
+endpoints, shaped like what Moodle (4.x and the 3.10 quirk) and Canvas really serve.
+"""
+from __future__ import annotations
+
+import json
+import re
+import socket
+
+import pytest
+from sqlalchemy import func, select
+from werkzeug.wrappers import Response
+
+from extensions import db
+from lti.models import Deployment, Registration
+from tests.conftest import body_attr
+from tests.platform import Platform
+
+TOOL = "http://localhost"
+PLATFORM_CONFIGURATION = "https://purl.imsglobal.org/spec/lti-platform-configuration"
+TOOL_CONFIGURATION = "https://purl.imsglobal.org/spec/lti-tool-configuration"
+CANVAS_PRIVACY = "https://canvas.instructure.com/lti/privacy_level"
+CANVAS_ISSUER = "https://canvas.instructure.com"
+
+LINEITEM = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
+LINEITEM_RO = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly"
+SCORE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
+RESULT_RO = "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly"
+NRPS = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
+BASIC_OUTCOME = "https://purl.imsglobal.org/spec/lti-bo/scope/basicoutcome"
+TOOL_SCOPES = {LINEITEM, SCORE, RESULT_RO, NRPS}
+
+MOODLE_CONFIG_PATH = "/mod/lti/openid-configuration.php"
+MOODLE_REGISTRATION_PATH = "/mod/lti/openid-registration.php"
+MOODLE_CERTS_PATH = "/mod/lti/certs.php"
+CANVAS_CONFIG_PATH = "/api/lti/security/openid-configuration"
+CANVAS_REGISTRATION_PATH = "/api/lti/registrations"
+CANVAS_JWKS_PATH = "/api/lti/security/jwks"
+
+CLOSE_SCRIPT = re.compile(
+    r"\(\s*window\.opener\s*\|\|\s*window\.parent\s*\)\s*\.postMessage\(\s*\{\s*subject\s*:\s*"
+    r"[\"']org\.imsglobal\.lti\.close[\"']"
+)
+
+
+# -- simulated platform endpoints --------------------------------------------------------
+def json_response(obj, status: int = 200) -> Response:
+    return Response(json.dumps(obj), status=status, mimetype="application/json")
+
+
+def bearer_required(token: str, handler):
+    """Wrap a handler: 401 unless the request carries `Authorization: Bearer <token>`."""
+    def wrapped(request):
+        if request.headers.get("Authorization") != f"Bearer {token}":
+            return json_response({"error": "invalid_token"}, 401)
+        return handler(request)
+    return wrapped
+
+
+def serve_jwks(platform: Platform):
+    return lambda request: json_response({"keys": platform.published})
+
+
+def moodle_openid_configuration(platform: Platform, *, config_key: str = PLATFORM_CONFIGURATION,
+                                scopes: list[str] | None = None, version: str = "4.1.2 (Build: 20230313)") -> dict:
+    """What Moodle 4.x serves at /mod/lti/openid-configuration.php."""
+    return {
+        "issuer": platform.issuer,
+        "token_endpoint": platform.url + "/mod/lti/token.php",
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
+        "jwks_uri": platform.url + MOODLE_CERTS_PATH,
+        "authorization_endpoint": platform.url + "/mod/lti/auth.php",
+        "registration_endpoint": platform.url + MOODLE_REGISTRATION_PATH,
+        "scopes_supported": scopes if scopes is not None else [
+            BASIC_OUTCOME, "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly", RESULT_RO,
+            SCORE, LINEITEM, NRPS, "https://purl.imsglobal.org/spec/lti-ts/scope/toolsetting", "openid"],
+        "response_types_supported": ["id_token"],
+        "subject_types_supported": ["public", "pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "claims_supported": ["sub", "iss", "name", "given_name", "family_name", "email"],
+        config_key: {
+            "product_family_code": "moodle",
+            "version": version,
+            "messages_supported": ["LtiResourceLinkRequest", "LtiDeepLinkingRequest"],
+            "placements": ["AddContentMenu"],
+            "variables": ["basic-lti-launch-request", "Context.id", "User.id"],
+        },
+    }
+
+
+def canvas_openid_configuration(platform: Platform) -> dict:
+    """What Canvas serves: issuer canvas.instructure.com, messages_supported as objects with placements."""
+    return {
+        "issuer": CANVAS_ISSUER,
+        "authorization_endpoint": platform.auth_url,
+        "registration_endpoint": platform.url + CANVAS_REGISTRATION_PATH,
+        "jwks_uri": platform.url + CANVAS_JWKS_PATH,
+        "token_endpoint": platform.url + "/login/oauth2/token",
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
+        "scopes_supported": ["openid", LINEITEM, LINEITEM_RO, RESULT_RO, SCORE, NRPS,
+                             "https://canvas.instructure.com/lti/public_jwk/scope/update"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "claims_supported": ["sub", "picture", "email", "name", "given_name", "family_name", "locale"],
+        PLATFORM_CONFIGURATION: {
+            "product_family_code": "canvas",
+            "version": "OpenSource",
+            "messages_supported": [
+                {"type": "LtiResourceLinkRequest",
+                 "placements": ["account_navigation", "course_navigation", "link_selection", "assignment_selection"]},
+                {"type": "LtiDeepLinkingRequest",
+                 "placements": ["link_selection", "assignment_selection", "editor_button"]},
+            ],
+            "variables": ["Canvas.course.id", "Canvas.user.id"],
+            "https://canvas.instructure.com/lti/account_name": "Test University",
+            "https://canvas.instructure.com/lti/account_lti_guid": "abc123:canvas-lms",
+        },
+    }
+
+
+def registration_endpoint(client_id: str, deployment_id: str | None = None, status: int = 200):
+    """A registration endpoint that echoes the tool's request as the platform's answer."""
+    def handler(request):
+        body = request.get_json(force=True)
+        answer = dict(body)
+        answer["client_id"] = client_id
+        tool_config = dict(body.get(TOOL_CONFIGURATION) or {})
+        if deployment_id is not None:
+            tool_config["deployment_id"] = deployment_id
+        answer[TOOL_CONFIGURATION] = tool_config
+        return json_response(answer, status)
+    return handler
+
+
+@pytest.fixture
+def platforms():
+    """A factory of simulated platforms, all stopped at teardown."""
+    made = []
+
+    def factory(**kwargs) -> Platform:
+        platform = Platform(**kwargs)
+        made.append(platform)
+        return platform
+
+    yield factory
+    for platform in made:
+        platform.stop()
+
+
+def moodle_platform(platforms, *, token="moodle-reg-token", client_id="Mdl4ClientXyz", deployment_id="7",
+                    config_key=PLATFORM_CONFIGURATION, scopes=None) -> Platform:
+    platform = platforms(product="moodle", client_id="unset", deployment_id=deployment_id)
+    platform.handlers[MOODLE_CONFIG_PATH] = lambda request: json_response(
+        moodle_openid_configuration(platform, config_key=config_key, scopes=scopes))
+    platform.handlers[MOODLE_REGISTRATION_PATH] = bearer_required(token, registration_endpoint(client_id, deployment_id))
+    platform.handlers[MOODLE_CERTS_PATH] = serve_jwks(platform)
+    return platform
+
+
+def canvas_platform(platforms, *, token="canvas-reg-token", client_id="10000000000042") -> Platform:
+    platform = platforms(issuer=CANVAS_ISSUER, product="canvas", client_id="unset", deployment_id="unset")
+    platform.handlers[CANVAS_CONFIG_PATH] = bearer_required(
+        token, lambda request: json_response(canvas_openid_configuration(platform)))
+    platform.handlers[CANVAS_REGISTRATION_PATH] = bearer_required(token, registration_endpoint(client_id, None, 201))
+    platform.handlers[CANVAS_JWKS_PATH] = serve_jwks(platform)
+    return platform
+
+
+def register(client, openid_configuration: str | None, token: str | None = None):
+    params = {}
+    if openid_configuration is not None:
+        params["openid_configuration"] = openid_configuration
+    if token is not None:
+        params["registration_token"] = token
+    return client.get("/lti/register", query_string=params)
+
+
+def posted_registration(platform: Platform, path: str) -> tuple[dict, dict]:
+    """(headers, JSON body) of the one registration POST the platform received."""
+    posts = [r for r in platform.requests_to(path) if r[0] == "POST"]
+    assert len(posts) == 1, platform.requests
+    _, _, headers, body = posts[0]
+    return headers, json.loads(body)
+
+
+def counts(app) -> tuple[int, int]:
+    with app.app_context():
+        return (db.session.scalar(select(func.count()).select_from(Registration)),
+                db.session.scalar(select(func.count()).select_from(Deployment)))
+
+
+# -- Moodle 4.x ------------------------------------------------------------------------------
+def test_moodle_registration_posts_what_moodle_needs_and_stores_the_platform(app, client, launcher, platforms):
+    moodle = moodle_platform(platforms)
+    response = register(client, moodle.url + MOODLE_CONFIG_PATH, "moodle-reg-token")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200, html[:800]
+    assert CLOSE_SCRIPT.search(html), html
+
+    # The configuration was fetched, then the registration posted with the Bearer token as JSON.
+    assert [r[0] for r in moodle.requests_to(MOODLE_CONFIG_PATH)] == ["GET"]
+    headers, body = posted_registration(moodle, MOODLE_REGISTRATION_PATH)
+    assert headers["Authorization"] == "Bearer moodle-reg-token"
+    assert headers["Content-Type"].startswith("application/json")
+
+    assert body["application_type"] == "web"
+    assert body["response_types"] == ["id_token"]
+    assert set(body["grant_types"]) == {"implicit", "client_credentials"}
+    assert body["initiate_login_uri"] == TOOL + "/lti/login"
+    assert body["redirect_uris"] == [TOOL + "/lti/launch"]
+    assert body["jwks_uri"] == TOOL + "/lti/jwks"
+    assert body["token_endpoint_auth_method"] == "private_key_jwt"
+    assert set(body["scope"].split()) == TOOL_SCOPES
+    assert body["client_name"]
+
+    config = body[TOOL_CONFIGURATION]
+    assert config["target_link_uri"] == TOOL + "/lti/launch"
+    assert config["domain"] == "localhost"  # Moodle refuses a domain other than target_link_uri's host
+    assert {"name", "email"} <= set(config["claims"])
+    by_type = {m["type"]: m for m in config["messages"]}
+    assert set(by_type) == {"LtiResourceLinkRequest", "LtiDeepLinkingRequest"}
+    assert by_type["LtiDeepLinkingRequest"]["target_link_uri"] == TOOL + "/lti/launch"
+    assert CANVAS_PRIVACY not in config
+    assert all("placements" not in m for m in config["messages"])
+
+    with app.app_context():
+        row = db.session.scalar(select(Registration))
+        assert (row.issuer, row.client_id) == (moodle.url, "Mdl4ClientXyz")
+        assert row.product_family == "moodle"
+        assert row.auth_login_url == moodle.url + "/mod/lti/auth.php"
+        assert row.auth_token_url == moodle.url + "/mod/lti/token.php"
+        assert row.key_set_url == moodle.url + MOODLE_CERTS_PATH
+        assert row.id_token_algs == ["RS256"]
+        assert set(row.scopes) == TOOL_SCOPES
+        assert row.active is True
+        assert [(d.deployment_id, d.active, d.onboarded_by_launch) for d in row.deployments] == [("7", True, False)]
+    assert "Mdl4ClientXyz" in html
+
+    # The registered platform can now launch the tool.
+    moodle.client_id = "Mdl4ClientXyz"
+    launched = launcher.launch(moodle, "instructor")
+    assert launched.status_code == 200, launched.get_data(as_text=True)[:800]
+    assert body_attr(launched.get_data(as_text=True), "data-role") == "teacher"
+    assert moodle.requests_to(MOODLE_CERTS_PATH), "the platform's key set was fetched from its jwks_uri"
+    assert counts(app) == (1, 1)
+
+
+def test_moodle_310_platform_configuration_key_with_trailing_space(app, client, launcher, platforms):
+    moodle = moodle_platform(platforms, config_key=PLATFORM_CONFIGURATION + " ", client_id="Mdl310", deployment_id="3")
+    response = register(client, moodle.url + MOODLE_CONFIG_PATH, "moodle-reg-token")
+    assert response.status_code == 200, response.get_data(as_text=True)[:800]
+    _, body = posted_registration(moodle, MOODLE_REGISTRATION_PATH)
+    # The platform configuration was understood: Moodle's plain-string messages_supported lists deep linking.
+    types = [m["type"] for m in body[TOOL_CONFIGURATION]["messages"]]
+    assert types == ["LtiResourceLinkRequest", "LtiDeepLinkingRequest"]
+    with app.app_context():
+        row = db.session.scalar(select(Registration))
+        assert (row.issuer, row.client_id, row.product_family) == (moodle.url, "Mdl310", "moodle")
+        assert [d.deployment_id for d in row.deployments] == ["3"]
+    moodle.client_id = "Mdl310"
+    assert launcher.launch(moodle, "learner").status_code == 200
+
+
+def test_only_scopes_the_platform_supports_are_requested(app, client, platforms):
+    moodle = moodle_platform(platforms, scopes=[LINEITEM, SCORE, "openid"])
+    assert register(client, moodle.url + MOODLE_CONFIG_PATH, "moodle-reg-token").status_code == 200
+    _, body = posted_registration(moodle, MOODLE_REGISTRATION_PATH)
+    assert body["scope"].split() == [LINEITEM, SCORE]
+
+
+def test_deep_linking_not_offered_when_platform_does_not_support_it(app, client, platforms):
+    moodle = moodle_platform(platforms)
+    config = moodle_openid_configuration(moodle)
+    config[PLATFORM_CONFIGURATION]["messages_supported"] = ["LtiResourceLinkRequest"]
+    moodle.handlers[MOODLE_CONFIG_PATH] = lambda request: json_response(config)
+    assert register(client, moodle.url + MOODLE_CONFIG_PATH, "moodle-reg-token").status_code == 200
+    _, body = posted_registration(moodle, MOODLE_REGISTRATION_PATH)
+    assert [m["type"] for m in body[TOOL_CONFIGURATION]["messages"]] == ["LtiResourceLinkRequest"]
+
+
+def test_registration_without_token_is_refused_by_the_platform_and_stores_nothing(app, client, platforms):
+    moodle = moodle_platform(platforms)
+    response = register(client, moodle.url + MOODLE_CONFIG_PATH)  # no registration_token
+    assert response.status_code == 400
+    assert "401" in response.get_data(as_text=True)
+    headers, _ = posted_registration(moodle, MOODLE_REGISTRATION_PATH)
+    assert "Authorization" not in headers
+    assert counts(app) == (0, 0)
+
+
+# -- Canvas ---------------------------------------------------------------------------------
+def test_canvas_registration_with_bearer_on_both_calls_then_first_launch_onboards(app, client, launcher, platforms):
+    canvas = canvas_platform(platforms)
+    response = register(client, canvas.url + CANVAS_CONFIG_PATH, "canvas-reg-token")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200, html[:800]
+    assert CLOSE_SCRIPT.search(html)
+
+    gets = canvas.requests_to(CANVAS_CONFIG_PATH)
+    assert [(r[0], r[2].get("Authorization")) for r in gets] == [("GET", "Bearer canvas-reg-token")]
+    headers, body = posted_registration(canvas, CANVAS_REGISTRATION_PATH)
+    assert headers["Authorization"] == "Bearer canvas-reg-token"
+
+    config = body[TOOL_CONFIGURATION]
+    assert config[CANVAS_PRIVACY] == "public"
+    assert config["domain"] == "localhost"
+    by_type = {m["type"]: m for m in config["messages"]}
+    assert by_type["LtiResourceLinkRequest"]["placements"] == ["course_navigation"]
+    assert by_type["LtiDeepLinkingRequest"]["placements"] == ["link_selection"]
+    assert set(body["scope"].split()) == TOOL_SCOPES
+
+    with app.app_context():
+        row = db.session.scalar(select(Registration))
+        assert (row.issuer, row.client_id, row.product_family) == (CANVAS_ISSUER, "10000000000042", "canvas")
+        assert row.key_set_url == canvas.url + CANVAS_JWKS_PATH
+        assert row.auth_login_url == canvas.auth_url
+        assert row.deployments == []  # Canvas answers no deployment_id
+        assert row.auto_onboard_deployments is True
+
+    canvas.client_id = "10000000000042"
+    canvas.deployment_id = "412:8865aa05b4b79b64a91a86042e43af5ea8ae79eb"
+    launched = launcher.launch(canvas, "learner")
+    assert launched.status_code == 200, launched.get_data(as_text=True)[:800]
+    assert body_attr(launched.get_data(as_text=True), "data-role") == "student"
+    with app.app_context():
+        deployments = db.session.scalars(select(Deployment)).all()
+        assert [(d.deployment_id, d.active, d.onboarded_by_launch) for d in deployments] == [
+            ("412:8865aa05b4b79b64a91a86042e43af5ea8ae79eb", True, True)]
+    # A second launch reuses the onboarded deployment.
+    assert launcher.launch(canvas, "instructor").status_code == 200
+    assert counts(app) == (1, 1)
+
+
+def test_canvas_openid_configuration_without_bearer_fails_cleanly(app, client, platforms):
+    canvas = canvas_platform(platforms)
+    response = register(client, canvas.url + CANVAS_CONFIG_PATH, "wrong-token")
+    assert response.status_code == 400
+    assert body_attr(response.get_data(as_text=True), "data-error") == "registration_failed"
+    assert canvas.requests_to(CANVAS_REGISTRATION_PATH) == []
+    assert counts(app) == (0, 0)
+
+
+# -- re-registration -----------------------------------------------------------------------
+def test_reregistration_with_same_client_updates_the_row(app, client, platforms):
+    moodle = moodle_platform(platforms, client_id="SameClient", deployment_id="7")
+    assert register(client, moodle.url + MOODLE_CONFIG_PATH, "moodle-reg-token").status_code == 200
+    with app.app_context():
+        first = db.session.scalar(select(Registration))
+        first_id = first.id
+        first.active = False  # e.g. deactivated by an admin; registering again brings it back
+        db.session.commit()
+
+    config = moodle_openid_configuration(moodle)
+    config["token_endpoint"] = moodle.url + "/mod/lti/token2.php"
+    moodle.handlers[MOODLE_CONFIG_PATH] = lambda request: json_response(config)
+    moodle.handlers[MOODLE_REGISTRATION_PATH] = bearer_required(
+        "moodle-reg-token", registration_endpoint("SameClient", "8"))
+    assert register(client, moodle.url + MOODLE_CONFIG_PATH, "moodle-reg-token").status_code == 200
+
+    with app.app_context():
+        rows = db.session.scalars(select(Registration)).all()
+        assert [(r.id, r.issuer, r.client_id) for r in rows] == [(first_id, moodle.url, "SameClient")]
+        assert rows[0].auth_token_url == moodle.url + "/mod/lti/token2.php"
+        assert rows[0].active is True
+        assert sorted(d.deployment_id for d in rows[0].deployments) == ["7", "8"]
+
+    # The same deployment registered again is not duplicated either.
+    assert register(client, moodle.url + MOODLE_CONFIG_PATH, "moodle-reg-token").status_code == 200
+    assert counts(app) == (1, 2)
+
+
+def test_two_client_ids_on_one_issuer_coexist(app, client, launcher, platforms):
+    first = canvas_platform(platforms, client_id="10000000000001")
+    second = canvas_platform(platforms, client_id="10000000000002")
+    assert register(client, first.url + CANVAS_CONFIG_PATH, "canvas-reg-token").status_code == 200
+    assert register(client, second.url + CANVAS_CONFIG_PATH, "canvas-reg-token").status_code == 200
+    with app.app_context():
+        rows = db.session.scalars(select(Registration).order_by(Registration.id)).all()
+        assert [(r.issuer, r.client_id, r.key_set_url) for r in rows] == [
+            (CANVAS_ISSUER, "10000000000001", first.url + CANVAS_JWKS_PATH),
+            (CANVAS_ISSUER, "10000000000002", second.url + CANVAS_JWKS_PATH),
+        ]
+    # Each developer key launches with its own platform keys.
+    for platform, client_id in ((first, "10000000000001"), (second, "10000000000002")):
+        platform.client_id, platform.deployment_id = client_id, f"dep-{client_id}"
+        response = launcher.launch(platform, "instructor")
+        assert response.status_code == 200, response.get_data(as_text=True)[:800]
+    assert counts(app) == (2, 2)
+
+
+# -- failures: a 4xx page, never a 500, nothing stored --------------------------------------------------
+def closed_port_url() -> str:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return f"http://127.0.0.1:{port}{MOODLE_CONFIG_PATH}"
+
+
+def _fail_not_json(moodle):
+    moodle.handlers[MOODLE_CONFIG_PATH] = lambda request: Response("<html>Moodle login</html>", mimetype="text/html")
+
+
+def _fail_no_registration_endpoint(moodle):
+    config = moodle_openid_configuration(moodle)
+    del config["registration_endpoint"]
+    moodle.handlers[MOODLE_CONFIG_PATH] = lambda request: json_response(config)
+
+
+def _fail_registration_400(moodle):
+    moodle.handlers[MOODLE_REGISTRATION_PATH] = lambda request: json_response(
+        {"error": "invalid_client_metadata", "error_description": "domain mismatch"}, 400)
+
+
+def _fail_no_client_id(moodle):
+    def handler(request):
+        answer = dict(request.get_json(force=True))
+        answer[TOOL_CONFIGURATION] = dict(answer[TOOL_CONFIGURATION], deployment_id="7")
+        return json_response(answer)
+    moodle.handlers[MOODLE_REGISTRATION_PATH] = handler
+
+
+def _fail_config_not_object(moodle):
+    moodle.handlers[MOODLE_CONFIG_PATH] = lambda request: json_response(["not", "an", "object"])
+
+
+def _fail_config_404(moodle):
+    moodle.handlers[MOODLE_CONFIG_PATH] = lambda request: Response("missing", status=404)
+
+
+def _fail_registration_not_json(moodle):
+    moodle.handlers[MOODLE_REGISTRATION_PATH] = lambda request: Response("OK", mimetype="text/plain")
+
+
+@pytest.mark.parametrize("breakage, posted", [
+    (_fail_not_json, False),
+    (_fail_config_not_object, False),
+    (_fail_config_404, False),
+    (_fail_no_registration_endpoint, False),
+    (_fail_registration_400, True),
+    (_fail_no_client_id, True),
+    (_fail_registration_not_json, True),
+])
+def test_platform_failures_answer_a_4xx_page_and_store_nothing(app, client, platforms, breakage, posted):
+    moodle = moodle_platform(platforms)
+    breakage(moodle)
+    response = register(client, moodle.url + MOODLE_CONFIG_PATH, "moodle-reg-token")
+    html = response.get_data(as_text=True)
+    assert 400 <= response.status_code < 500, html[:800]
+    assert body_attr(html, "data-error") == "registration_failed"
+    assert "Traceback" not in html
+    assert not CLOSE_SCRIPT.search(html)
+    assert bool([r for r in moodle.requests_to(MOODLE_REGISTRATION_PATH) if r[0] == "POST"]) is posted
+    assert counts(app) == (0, 0)
+
+
+@pytest.mark.parametrize("openid_configuration", [
+    None,                       # missing parameter
+    "",                         # empty parameter
+    "file:///etc/passwd",       # not http(s)
+    "ftp://127.0.0.1/openid-configuration",
+    "not a url",
+])
+def test_bad_openid_configuration_parameter(app, client, openid_configuration):
+    response = register(client, openid_configuration, "tok")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400, html[:800]
+    assert body_attr(html, "data-error") == "registration_failed"
+    assert "root:" not in html
+    assert counts(app) == (0, 0)
+
+
+def test_unreachable_openid_configuration(app, client):
+    response = register(client, closed_port_url(), "tok")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400, html[:800]
+    assert body_attr(html, "data-error") == "registration_failed"
+    assert counts(app) == (0, 0)
