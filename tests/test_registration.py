@@ -213,7 +213,9 @@ def test_moodle_registration_posts_what_moodle_needs_and_stores_the_platform(app
     assert set(body["grant_types"]) == {"implicit", "client_credentials"}
     assert body["initiate_login_uri"] == TOOL + "/lti/login"
     assert body["redirect_uris"] == [TOOL + "/lti/launch"]
-    assert body["jwks_uri"] == TOOL + "/lti/jwks"
+    # Either published key set URL will do, as long as it serves the tool's keys.
+    assert body["jwks_uri"] in (TOOL + "/lti/jwks", TOOL + "/.well-known/jwks.json")
+    assert client.get(body["jwks_uri"][len(TOOL):]).get_json() == client.get("/lti/jwks").get_json()
     assert body["token_endpoint_auth_method"] == "private_key_jwt"
     assert set(body["scope"].split()) == TOOL_SCOPES
     assert body["client_name"]
