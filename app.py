@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config
-from extensions import csrf, db, migrate, sock
+from extensions import csrf, db, limiter, migrate, sock
 
 ROOT = Path(__file__).resolve().parent
 
@@ -44,6 +44,7 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     sock.init_app(app)
     csrf.init_app(app)
+    limiter.init_app(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         from sqlalchemy import event
 
@@ -71,14 +72,23 @@ def register_lti_services(app: Flask) -> None:
         timeout=app.config["LTI_HTTP_TIMEOUT"])
     app.extensions["lti_store"] = make_store(app.config["REDIS_URL"], app.config["REDIS_PREFIX"])
     app.extensions["lti_launch_handler"] = handle_launch
+    from attendance.realtime import make_broker
+
+    app.extensions["attendance_broker"] = make_broker(app.config["REDIS_URL"], app.config["REDIS_PREFIX"])
 
 
 def register_blueprints(app: Flask) -> None:
+    from attendance.api import bp as api_bp
+    from attendance.openapi import bp as openapi_bp
     from attendance.pages import bp as pages_bp
+    from attendance.sockets import bp as sockets_bp
     from lti.views import bp as lti_bp
 
     app.register_blueprint(lti_bp)
     app.register_blueprint(pages_bp)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(openapi_bp)
+    app.register_blueprint(sockets_bp)
 
     @app.get("/")
     def index():

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from extensions import db
+from extensions import UTCDateTime, db
 from lti.models import Registration, utcnow
 
 
@@ -25,8 +25,8 @@ class User(db.Model):
     email: Mapped[str] = mapped_column(String(320), default="")
     picture: Mapped[str] = mapped_column(String(1024), default="")
     is_test_user: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    last_launch_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_launch_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     registration: Mapped[Registration] = relationship()
 
@@ -51,8 +51,8 @@ class Course(db.Model):
     ags_lineitems_url: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     ags_scopes: Mapped[list] = mapped_column(JSON, default=list)
     nrps_url: Mapped[str | None] = mapped_column(String(1024), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     registration: Mapped[Registration] = relationship()
 
@@ -74,7 +74,7 @@ class Enrollment(db.Model):
     lti_roles: Mapped[list] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     source: Mapped[str] = mapped_column(String(16), default="launch")  # launch or roster
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     course: Mapped[Course] = relationship()
     user: Mapped[User] = relationship()
@@ -91,6 +91,126 @@ class ResourceLink(db.Model):
     resource_link_id: Mapped[str] = mapped_column(String(255))
     title: Mapped[str] = mapped_column(String(512), default="")
     ags_lineitem_url: Mapped[str | None] = mapped_column(String(1024), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     course: Mapped[Course] = relationship()
+
+
+PRESENT, LATE, EXCUSED, ABSENT = "present", "late", "excused", "absent"
+STATUSES = (PRESENT, LATE, EXCUSED, ABSENT)
+
+
+class CoursePolicy(db.Model):
+    """A course's attendance rules: points per status and the check-in window. Absent rows use defaults."""
+
+    __tablename__ = "course_policy"
+
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"), primary_key=True)
+    points_present: Mapped[float] = mapped_column(Float, default=1.0)
+    points_late: Mapped[float] = mapped_column(Float, default=0.5)
+    points_absent: Mapped[float] = mapped_column(Float, default=0.0)
+    present_minutes: Mapped[int] = mapped_column(Integer, default=10)
+    late_minutes: Mapped[int] = mapped_column(Integer, default=30)
+    code_rotation_seconds: Mapped[int] = mapped_column(Integer, default=15)
+    campus_networks: Mapped[list | None] = mapped_column(JSON, nullable=True)  # None: the site's CAMPUS_NETWORKS
+
+
+class ClassSession(db.Model):
+    """One class meeting of a course. Times are UTC; pages show them in the course's timezone."""
+
+    __tablename__ = "class_session"
+    __table_args__ = (Index("ix_class_session_course_starts", "course_id", "starts_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(255))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    latitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    longitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    radius_m: Mapped[float | None] = mapped_column(Float, nullable=True)
+    present_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: the course's policy
+    late_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    series_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)  # weekly repeats share it
+    is_adhoc: Mapped[bool] = mapped_column(Boolean, default=False)
+    code_secret: Mapped[str] = mapped_column(String(64))  # never leaves the server
+    checkin_opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    checkin_closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    course: Mapped[Course] = relationship()
+
+
+class AttendanceRecord(db.Model):
+    """A student's attendance at one class session: one row per (session, student), enforced here."""
+
+    __tablename__ = "attendance_record"
+    __table_args__ = (
+        UniqueConstraint("class_session_id", "student_id", name="uq_attendance_record_session_student"),
+        Index("ix_attendance_record_student", "student_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    class_session_id: Mapped[int] = mapped_column(ForeignKey("class_session.id", ondelete="CASCADE"))
+    student_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16), default="checkin")  # checkin, teacher, close, justification
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    latitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    longitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    accuracy_m: Mapped[float | None] = mapped_column(Float, nullable=True)
+    distance_m: Mapped[float | None] = mapped_column(Float, nullable=True)
+    location_flag: Mapped[str | None] = mapped_column(String(16), nullable=True)  # inside, outside, missing, inaccurate, no_geofence
+    ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    user_agent_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    device_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    risk_score: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    risk_level: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    risk_reasons: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    remark: Mapped[str] = mapped_column(Text, default="")
+    validated_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"), nullable=True)
+    validated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    class_session: Mapped[ClassSession] = relationship()
+    student: Mapped[User] = relationship(foreign_keys=[student_id])
+
+
+class Justification(db.Model):
+    """A student's reason for missing a class session, with an optional document, reviewed by a teacher."""
+
+    __tablename__ = "justification"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    class_session_id: Mapped[int] = mapped_column(ForeignKey("class_session.id", ondelete="CASCADE"), index=True)
+    student_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    document_name: Mapped[str | None] = mapped_column(String(255), nullable=True)  # the student's file name, cleaned
+    document_path: Mapped[str | None] = mapped_column(String(255), nullable=True)  # random name under uploads/
+    document_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    document_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, approved, rejected
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"), nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    class_session: Mapped[ClassSession] = relationship()
+    student: Mapped[User] = relationship(foreign_keys=[student_id])
+
+
+class AuditEntry(db.Model):
+    """Who changed which attendance record, when, from what to what."""
+
+    __tablename__ = "audit_entry"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"), index=True)
+    record_id: Mapped[int | None] = mapped_column(ForeignKey("attendance_record.id", ondelete="SET NULL"), nullable=True, index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"), nullable=True)
+    action: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    to_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    detail: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

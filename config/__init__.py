@@ -61,6 +61,10 @@ def load(instance_path: Path, overrides: dict | None = None) -> dict:
         CAMPUS_NETWORKS=[c.strip() for c in os.environ.get("CAMPUS_NETWORKS", "").split(",") if c.strip()],
         KEYS_DIR=os.environ.get("KEYS_DIR", "").strip() or str(ROOT / "keys"),
         MAX_UPLOAD_MB=_env_int("MAX_UPLOAD_MB", defaults.MAX_UPLOAD_MB),
+        WRONG_CODE_LIMIT_STUDENT=os.environ.get("WRONG_CODE_LIMIT_STUDENT", defaults.WRONG_CODE_LIMIT_STUDENT),
+        WRONG_CODE_LIMIT_ADDRESS=os.environ.get("WRONG_CODE_LIMIT_ADDRESS", defaults.WRONG_CODE_LIMIT_ADDRESS),
+        CODE_ROTATION_SECONDS=_env_int("CODE_ROTATION_SECONDS", defaults.CODE_ROTATION_SECONDS),
+        UPLOAD_DIR=os.environ.get("UPLOAD_DIR", "").strip() or str(instance_path / "uploads"),
         LAUNCH_TOKEN_TTL=_env_int("LAUNCH_TOKEN_TTL", defaults.LAUNCH_TOKEN_TTL),
         KEY_ROTATION_GRACE_DAYS=_env_int("KEY_ROTATION_GRACE_DAYS", defaults.KEY_ROTATION_GRACE_DAYS),
         PRODUCTION=production,
@@ -69,5 +73,7 @@ def load(instance_path: Path, overrides: dict | None = None) -> dict:
     if "SECRET_KEY" not in overrides:
         settings["SECRET_KEY"] = _secret_key(instance_path, production)
     settings.update(overrides)
+    settings.setdefault("RATELIMIT_STORAGE_URI", settings["REDIS_URL"] or "memory://")
+    settings.setdefault("RATELIMIT_KEY_PREFIX", settings["REDIS_PREFIX"] + "limits")
     settings["MAX_CONTENT_LENGTH"] = settings["MAX_UPLOAD_MB"] * 1024 * 1024 + 64 * 1024
     return settings

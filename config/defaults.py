@@ -37,3 +37,18 @@ TOOL_TITLE = "Attendance"
 TOOL_DESCRIPTION = "Class attendance with rotating codes, QR check-in and automatic grades."
 AUTO_MIGRATE = True
 REDIS_PREFIX = "attendance:"  # keys the tool writes to Redis start with this
+
+# Attendance
+CHECKIN_PRESENT_MINUTES = 10  # present until start + this
+CHECKIN_LATE_MINUTES = 30  # late until start + this, then check-in closes
+CODE_ROTATION_SECONDS = 15
+CODE_GRACE_SECONDS = 5  # the previous code still counts this long after it rotated out
+ADHOC_SESSION_MINUTES = 90
+POINTS_PRESENT = 1.0
+POINTS_LATE = 0.5
+POINTS_ABSENT = 0.0
+GEOFENCE_ACCURACY_CAP_M = 100  # reported GPS accuracy widens the classroom circle by at most this
+GEOFENCE_POOR_ACCURACY_M = 150  # worse accuracy than this is flagged
+WRONG_CODE_LIMIT_STUDENT = "5 per 5 minutes"  # wrong codes per student
+WRONG_CODE_LIMIT_ADDRESS = "3000 per minute"  # wrong codes per network address (a campus NAT hides thousands)
+MAX_REPEAT_OCCURRENCES = 60

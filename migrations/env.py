@@ -20,6 +20,13 @@ def get_engine():
     return current_app.extensions['migrate'].db.engine
 
 
+def render_item(type_, obj, autogen_context):
+    """Write the project's UTC column type as the plain SQL type it stores."""
+    if type_ == "type" and type(obj).__name__ == "UTCDateTime":
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 def get_engine_url():
     try:
         return get_engine().url.render_as_string(hide_password=False).replace(
@@ -96,6 +103,7 @@ def run_migrations_online():
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
+            render_item=render_item,
             **conf_args
         )
 

@@ -1,0 +1,364 @@
+"""The JSON API under /api/: thin views that parse input, call a service and answer the contract's shape."""
+from __future__ import annotations
+
+from datetime import datetime
+from io import BytesIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import segno
+from flask import Blueprint, current_app, jsonify, request, send_file
+from flask_limiter.util import get_remote_address
+from sqlalchemy import func, select
+
+from attendance import clock, justifications, services, student_views
+from attendance.auth import current_principal, require_role
+from attendance.errors import ApiError
+from attendance.inputs import load
+from attendance.models import AttendanceRecord, ClassSession, Course, CoursePolicy, Enrollment, Justification, User
+from attendance.schemas import (
+    AdminClassSessionIn, AiValidationIn, ClassSessionIn, CourseSettingsIn, CreateCourseIn, CreateUserIn, HistoryIn,
+    JustificationIn, MarkIn, OptionalSessionIn, ReviewIn, SessionIn, SubmitAttendanceIn, ValidateIn,
+)
+from attendance.student_views import zone
+from extensions import csrf, db, limiter
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+csrf.exempt(bp)  # CSRF is checked in auth.current_principal for cookie sessions; Bearer tokens need none
+
+TEACHER, STUDENT = "teacher", "student"
+
+
+def ok(status: int = 200, **payload):
+    return jsonify({"success": True, **payload}), status
+
+
+def _localize(moment: datetime | None, course: Course) -> datetime | None:
+    """Times without an offset are in the course's timezone; everything is stored in UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=zone(course))
+
+
+# -- class sessions ----------------------------------------------------------------------------
+def _create_sessions(course: Course, actor_id: int | None, data: dict):
+    data.pop("course_id", None)
+    for key in ("starts_at", "ends_at", "repeat_weekly_until"):
+        data[key] = _localize(data.get(key), course)
+    created = services.create_class_sessions(course, actor_id, **data)
+    policy = services.policy_for(course.id)
+    sessions = [services.session_json(s, policy, course) for s in created]
+    return ok(201, class_session=sessions[0], class_sessions=sessions)
+
+
+@bp.post("/class-sessions/")
+@require_role(TEACHER)
+def create_class_session():
+    principal = current_principal()
+    return _create_sessions(services.course_of(principal), principal.user_id, load(ClassSessionIn))
+
+
+@bp.get("/class-sessions/")
+@require_role(TEACHER, STUDENT)
+def list_class_sessions():
+    principal = current_principal()
+    course = services.course_of(principal)
+    policy = services.policy_for(course.id)
+    counts = dict(db.session.execute(
+        select(AttendanceRecord.class_session_id, func.count()).join(ClassSession)
+        .where(ClassSession.course_id == course.id, AttendanceRecord.source == "checkin")
+        .group_by(AttendanceRecord.class_session_id)).all())
+    now = clock.now()
+    return ok(class_sessions=[services.session_json(s, policy, course, now, counts)
+                              for s in services.list_class_sessions(course.id)])
+
+
+@bp.post("/generate-code/")
+@require_role(TEACHER)
+def generate_code():
+    data = load(OptionalSessionIn)
+    session, issued = services.generate_code(current_principal(), data.get("class_session_id"))
+    return ok(code=issued.code, class_session_id=session.id, expires_at=services.iso(issued.expires_at),
+              rotation_seconds=services.policy_for(session.course_id).code_rotation_seconds,
+              checkin_url=checkin_url(session.id, issued.code))
+
+
+@bp.post("/stop-checkin/")
+@require_role(TEACHER)
+def stop_checkin():
+    principal = current_principal()
+    session = services.stop_checkin(principal, load(SessionIn)["class_session_id"])
+    return ok(class_session=services.session_json(session, services.policy_for(session.course_id), session.course))
+
+
+def checkin_url(class_session_id: int, code: str) -> str:
+    from lti.views import tool_base_url
+
+    return f"{tool_base_url()}/checkin/{class_session_id}?code={code}"
+
+
+@bp.get("/qr-code/")
+@require_role(TEACHER)
+def qr_code():
+    """The QR code (SVG) of the code valid now: it opens the check-in of this session with the code filled in."""
+    principal = current_principal()
+    session = services.scoped_session(principal, load(SessionIn, query=True)["class_session_id"])
+    policy = services.policy_for(session.course_id)
+    issued = services.codes.current_code(session.code_secret, clock.now(), policy.code_rotation_seconds)
+    buffer = BytesIO()
+    segno.make(checkin_url(session.id, issued.code), error="m").save(buffer, kind="svg", scale=8, border=2,
+                                                                     xmldecl=False, svgns=True)
+    response = current_app.response_class(buffer.getvalue(), mimetype="image/svg+xml")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# -- check-in ----------------------------------------------------------------------------------
+def _student_key() -> str:
+    try:
+        return f"student:{current_principal().user_id}"
+    except ApiError:
+        return f"anonymous:{get_remote_address()}"
+
+
+def _wrong_code(response) -> bool:
+    if response.status_code != 400:
+        return False
+    body = response.get_json(silent=True) or {}
+    return body.get("error", {}).get("code") == "invalid_attendance_code"
+
+
+@bp.post("/submit-attendance/")
+@limiter.limit(lambda: current_app.config["WRONG_CODE_LIMIT_STUDENT"], key_func=_student_key,
+               deduct_when=_wrong_code, scope="wrong-code-student")
+@limiter.limit(lambda: current_app.config["WRONG_CODE_LIMIT_ADDRESS"], key_func=get_remote_address,
+               deduct_when=_wrong_code, scope="wrong-code-address")
+@require_role(STUDENT)
+def submit_attendance():
+    data = load(SubmitAttendanceIn)
+    where = services.Where(
+        latitude=data.get("latitude", data.get("simulated_latitude")),
+        longitude=data.get("longitude", data.get("simulated_longitude")),
+        accuracy_m=data.get("accuracy_m"))
+    client = services.Client(ip=request.remote_addr, user_agent=request.headers.get("User-Agent", ""),
+                             device_id=data.get("device_id"))
+    record = services.record_check_in(current_principal(), data["attendance_code"], where, client,
+                                      data.get("class_session_id"))
+    return ok(201, attendance={"id": record.id, "class_session_id": record.class_session_id, "status": record.status,
+                               "submitted_at": services.iso(record.submitted_at),
+                               "location_flag": record.location_flag})
+
+
+# -- teacher review ----------------------------------------------------------------------------
+@bp.get("/get-session-submissions/")
+@require_role(TEACHER)
+def get_session_submissions():
+    principal = current_principal()
+    records = services.session_submissions(principal, load(SessionIn, query=True)["class_session_id"])
+    return ok(submissions=[services.submission_json(r, r.student) for r in records])
+
+
+@bp.get("/students/")
+@require_role(TEACHER)
+def list_students():
+    """The course's students the tool knows (launched or rostered)."""
+    principal = current_principal()
+    rows = db.session.execute(select(User, Enrollment).join(Enrollment, Enrollment.user_id == User.id).where(
+        Enrollment.course_id == principal.course_id, Enrollment.role == STUDENT).order_by(User.name)).all()
+    return ok(students=[{"id": u.id, "name": u.display_name, "email": u.email, "active": e.active} for u, e in rows])
+
+
+@bp.post("/validate-attendance/")
+@require_role(TEACHER)
+def validate_attendance():
+    data = load(ValidateIn)
+    ids = data.get("attendance_ids") or [data["attendance_id"]]
+    records = services.validate_attendance(current_principal(), ids, data["status"], data.get("remark"))
+    payload = [services.submission_json(r, r.student) for r in records]
+    return ok(attendance=payload[0], attendances=payload)
+
+
+@bp.post("/mark-attendance/")
+@require_role(TEACHER)
+def mark_attendance():
+    data = load(MarkIn)
+    record = services.mark_attendance(current_principal(), data["class_session_id"], data["student_id"],
+                                      data["status"], data.get("remark"))
+    return ok(attendance=services.submission_json(record, record.student))
+
+
+@bp.post("/run-ai-validation/")
+@require_role(TEACHER)
+def run_ai_validation():
+    data = load(AiValidationIn)
+    return ok(results=services.run_ai_validation(current_principal(), data.get("attendance_id"),
+                                                 data.get("class_session_id")))
+
+
+@bp.post("/close-session/")
+@require_role(TEACHER)
+def close_session():
+    principal = current_principal()
+    session, absent = services.close_session(principal, load(SessionIn)["class_session_id"])
+    return ok(absent_count=absent,
+              class_session=services.session_json(session, services.policy_for(session.course_id), session.course))
+
+
+# -- course settings ---------------------------------------------------------------------------
+def _settings_json(course: Course) -> dict:
+    policy = services.policy_for(course.id)
+    return {"timezone": course.timezone or "UTC", "present_minutes": policy.present_minutes,
+            "late_minutes": policy.late_minutes, "code_rotation_seconds": policy.code_rotation_seconds,
+            "points_present": policy.points_present, "points_late": policy.points_late,
+            "points_absent": policy.points_absent}
+
+
+@bp.route("/course-settings/", methods=["GET", "POST"])
+@require_role(TEACHER)
+def course_settings():
+    principal = current_principal()
+    course = services.course_of(principal)
+    if request.method == "POST":
+        data = load(CourseSettingsIn)
+        if "timezone" in data:
+            try:
+                ZoneInfo(data["timezone"])
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ApiError("validation_error", "Unknown timezone.", 422, {"timezone": ["Unknown timezone."]}) from None
+            course.timezone = data.pop("timezone")
+        if data:
+            row = db.session.get(CoursePolicy, course.id) or CoursePolicy(course_id=course.id)
+            for key, value in data.items():
+                setattr(row, key, value)
+            db.session.add(row)
+        db.session.commit()
+    return ok(settings=_settings_json(course))
+
+
+# -- justifications ----------------------------------------------------------------------------
+def justification_json(row: Justification) -> dict:
+    return {
+        "id": row.id, "class_session_id": row.class_session_id,
+        "student": {"id": row.student_id, "name": row.student.display_name},
+        "reason": row.reason, "status": row.status, "created_at": services.iso(row.created_at),
+        "reviewed_at": services.iso(row.reviewed_at),
+        "document": {"name": row.document_name, "type": row.document_type, "size": row.document_size,
+                     "url": f"/api/justifications/{row.id}/document"} if row.document_path else None,
+    }
+
+
+@bp.post("/submit-justification/")
+@require_role(STUDENT)
+def submit_justification():
+    data = load(JustificationIn)
+    row = justifications.submit_justification(current_principal(), data["class_session_id"], data["reason"],
+                                              request.files.get("document"))
+    return ok(201, justification=justification_json(row))
+
+
+@bp.get("/justifications/")
+@require_role(TEACHER)
+def list_justifications():
+    data = load(OptionalSessionIn, query=True)
+    rows = justifications.list_justifications(current_principal(), data.get("class_session_id"))
+    return ok(justifications=[justification_json(r) for r in rows])
+
+
+@bp.get("/justifications/<int:justification_id>/document")
+@require_role(TEACHER, STUDENT)
+def justification_document(justification_id: int):
+    """The document, shown inline to the course's teachers and its student only."""
+    row = justifications.scoped_justification(current_principal(), justification_id)
+    path = justifications.document_path(row) if row.document_path else None
+    if path is None or not path.is_file():
+        raise ApiError("not_found", "This justification has no document.", 404)
+    response = send_file(path, mimetype=row.document_type, download_name=row.document_name, as_attachment=False,
+                         max_age=0)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src 'self'; object-src 'self'"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.post("/review-justification/")
+@require_role(TEACHER)
+def review_justification():
+    data = load(ReviewIn)
+    row = justifications.review_justification(current_principal(), data["justification_id"], data["decision"])
+    return ok(justification=justification_json(row))
+
+
+# -- students' views ---------------------------------------------------------------------------
+@bp.get("/student/current-classes/")
+@require_role(STUDENT)
+def current_classes():
+    return ok(classes=student_views.classes(current_principal(), "current"))
+
+
+@bp.get("/student/today-classes/")
+@require_role(STUDENT)
+def today_classes():
+    return ok(classes=student_views.classes(current_principal(), "today"))
+
+
+@bp.get("/student/weekly-classes/")
+@require_role(STUDENT)
+def weekly_classes():
+    return ok(classes=student_views.classes(current_principal(), "week"))
+
+
+@bp.get("/student/attendance-history/")
+@require_role(STUDENT)
+def attendance_history():
+    data = load(HistoryIn, query=True)
+    items, summary = student_views.history(current_principal(), data.get("course_id"), data.get("from_"), data.get("to"))
+    return ok(history=items, summary=summary)
+
+
+# -- admin -------------------------------------------------------------------------------------
+def _admin_course(course_id: int) -> Course:
+    course = db.session.get(Course, course_id)
+    if course is None or course.registration_id != current_principal().registration_id:
+        raise ApiError("not_found", "No such course on your platform.", 404)
+    return course
+
+
+@bp.post("/admin/create-user/")
+@require_role(admin=True)
+def admin_create_user():
+    principal = current_principal()
+    data = load(CreateUserIn)
+    if db.session.scalar(select(User).filter_by(registration_id=principal.registration_id, sub=data["sub"])):
+        raise ApiError("already_exists", "A user with this sub already exists on your platform.", 409)
+    user = User(registration_id=principal.registration_id, sub=data["sub"], name=data["name"], email=data["email"])
+    db.session.add(user)
+    if data.get("course_id"):
+        db.session.flush()
+        db.session.add(Enrollment(course_id=_admin_course(data["course_id"]).id, user_id=user.id, role=data["role"],
+                                  source="admin"))
+    db.session.commit()
+    return ok(201, user={"id": user.id, "sub": user.sub, "name": user.name, "email": user.email})
+
+
+@bp.post("/admin/create-course/")
+@require_role(admin=True)
+def admin_create_course():
+    principal = current_principal()
+    data = load(CreateCourseIn)
+    try:
+        ZoneInfo(data["timezone"])
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ApiError("validation_error", "Unknown timezone.", 422, {"timezone": ["Unknown timezone."]}) from None
+    if db.session.scalar(select(Course).filter_by(registration_id=principal.registration_id, context_id=data["context_id"])):
+        raise ApiError("already_exists", "A course with this context id already exists on your platform.", 409)
+    course = Course(registration_id=principal.registration_id, **data)
+    db.session.add(course)
+    db.session.commit()
+    return ok(201, course={"id": course.id, "context_id": course.context_id, "title": course.title,
+                           "label": course.label, "timezone": course.timezone})
+
+
+@bp.post("/admin/create-class-session/")
+@require_role(admin=True)
+def admin_create_class_session():
+    data = load(AdminClassSessionIn)
+    return _create_sessions(_admin_course(data["course_id"]), current_principal().user_id, data)

@@ -1,0 +1,119 @@
+"""Publish/subscribe for live pages: in-process by default, Redis pub/sub across processes.
+
+Teachers' sockets listen on `session:<id>`; a student's socket on `session:<id>:student:<user id>`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections import defaultdict
+
+from flask import current_app
+
+log = logging.getLogger(__name__)
+
+
+class Subscription:
+    def __init__(self, channels: tuple[str, ...]):
+        self.channels = channels
+        self.queue: queue.Queue = queue.Queue(maxsize=10_000)
+
+    def get(self, timeout: float) -> dict | None:
+        try:
+            return self.queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+
+class LocalBroker:
+    """Fan-out to the sockets of this process."""
+
+    def __init__(self):
+        self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
+        self._lock = threading.Lock()
+
+    def subscribe(self, *channels: str) -> Subscription:
+        sub = Subscription(channels)
+        with self._lock:
+            for channel in channels:
+                self._subscribers[channel].add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            for channel in sub.channels:
+                self._subscribers[channel].discard(sub)
+                if not self._subscribers[channel]:
+                    del self._subscribers[channel]
+
+    def deliver(self, channel: str, message: dict) -> None:
+        with self._lock:
+            targets = list(self._subscribers.get(channel, ()))
+        for sub in targets:
+            try:
+                sub.queue.put_nowait(message)
+            except queue.Full:
+                log.warning("dropping a message for a stalled socket on %s", channel)
+
+    def publish(self, channel: str, message: dict) -> None:
+        self.deliver(channel, message)
+
+
+class RedisBroker(LocalBroker):
+    """Publish through Redis; one listener thread per process delivers to that process's sockets."""
+
+    def __init__(self, url: str, prefix: str):
+        super().__init__()
+        import redis
+
+        self.redis = redis.Redis.from_url(url)
+        self.prefix = prefix + "rt:"
+        self._listener: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._start_lock = threading.Lock()
+
+    def publish(self, channel: str, message: dict) -> None:
+        self.redis.publish(self.prefix + channel, json.dumps(message))
+
+    def subscribe(self, *channels: str) -> Subscription:
+        self._ensure_listener()
+        return super().subscribe(*channels)
+
+    def _ensure_listener(self) -> None:
+        with self._start_lock:
+            if self._listener is None or not self._listener.is_alive():
+                self._ready.clear()
+                self._listener = threading.Thread(target=self._listen, name="redis-pubsub", daemon=True)
+                self._listener.start()
+        self._ready.wait(timeout=5)
+
+    def _listen(self) -> None:
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        pubsub.psubscribe(self.prefix + "*")
+        self._ready.set()
+        for item in pubsub.listen():
+            if item.get("type") != "pmessage":
+                continue
+            try:
+                channel = item["channel"].decode()[len(self.prefix):]
+                self.deliver(channel, json.loads(item["data"]))
+            except (ValueError, UnicodeDecodeError):
+                log.warning("ignoring a malformed real-time message")
+
+
+def make_broker(redis_url: str | None, prefix: str) -> LocalBroker:
+    return RedisBroker(redis_url, prefix) if redis_url else LocalBroker()
+
+
+def broker() -> LocalBroker:
+    return current_app.extensions["attendance_broker"]
+
+
+def session_channel(class_session_id: int) -> str:
+    return f"session:{class_session_id}"
+
+
+def student_channel(class_session_id: int, student_id: int) -> str:
+    return f"session:{class_session_id}:student:{student_id}"

@@ -1,0 +1,126 @@
+"""Input schemas of the API (marshmallow): they validate JSON and form bodies alike and feed the OpenAPI file."""
+from __future__ import annotations
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+from attendance.models import STATUSES
+
+Latitude = lambda **kw: fields.Float(validate=validate.Range(-90, 90), allow_none=True, **kw)  # noqa: E731
+Longitude = lambda **kw: fields.Float(validate=validate.Range(-180, 180), allow_none=True, **kw)  # noqa: E731
+Id = lambda **kw: fields.Integer(strict=False, validate=validate.Range(min=1), **kw)  # noqa: E731
+
+
+class In(Schema):
+    class Meta:
+        unknown = EXCLUDE  # extra fields (csrf_token, cache busters) are ignored, never stored
+
+
+class ClassSessionIn(In):
+    title = fields.String(required=True, validate=validate.Length(1, 255))
+    starts_at = fields.DateTime(required=True, metadata={"description": "ISO 8601; without an offset, the course's timezone"})
+    ends_at = fields.DateTime(required=True)
+    latitude = Latitude()
+    longitude = Longitude()
+    radius_m = fields.Float(validate=validate.Range(5, 5000), allow_none=True)
+    present_minutes = fields.Integer(validate=validate.Range(0, 240), allow_none=True)
+    late_minutes = fields.Integer(validate=validate.Range(0, 480), allow_none=True)
+    repeat_weekly_until = fields.DateTime(allow_none=True, metadata={"description": "repeat every week until this moment"})
+
+
+class AdminClassSessionIn(ClassSessionIn):
+    course_id = Id(required=True)
+
+
+class OptionalSessionIn(In):
+    class_session_id = Id(allow_none=True)
+
+
+class SessionIn(In):
+    class_session_id = Id(required=True)
+
+
+class SubmitAttendanceIn(In):
+    attendance_code = fields.String(required=True, validate=validate.Length(1, 32))
+    latitude = Latitude()
+    longitude = Longitude()
+    simulated_latitude = Latitude()
+    simulated_longitude = Longitude()
+    accuracy_m = fields.Float(validate=validate.Range(0, 1_000_000), allow_none=True)
+    device_id = fields.String(validate=validate.Length(max=128), allow_none=True)
+    class_session_id = Id(allow_none=True)
+
+    @validates_schema
+    def both_or_neither(self, data, **_):
+        lat = data.get("latitude", data.get("simulated_latitude"))
+        lon = data.get("longitude", data.get("simulated_longitude"))
+        if (lat is None) != (lon is None):
+            raise ValidationError("Give both latitude and longitude, or neither.",
+                                  "latitude" if lat is None else "longitude")
+
+
+class ValidateIn(In):
+    attendance_id = Id()
+    attendance_ids = fields.List(Id(), validate=validate.Length(1, 5000))
+    status = fields.String(load_default="present", validate=validate.OneOf(STATUSES))
+    remark = fields.String(validate=validate.Length(max=2000), allow_none=True)
+
+    @validates_schema
+    def one_target(self, data, **_):
+        if "attendance_id" not in data and "attendance_ids" not in data:
+            raise ValidationError("Give attendance_id or attendance_ids.", "attendance_id")
+
+
+class MarkIn(In):
+    class_session_id = Id(required=True)
+    student_id = Id(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    remark = fields.String(validate=validate.Length(max=2000), allow_none=True)
+
+
+class AiValidationIn(In):
+    attendance_id = Id()
+    class_session_id = Id()
+
+    @validates_schema
+    def one_target(self, data, **_):
+        if "attendance_id" not in data and "class_session_id" not in data:
+            raise ValidationError("Give attendance_id or class_session_id.", "attendance_id")
+
+
+class JustificationIn(In):
+    class_session_id = Id(required=True)
+    reason = fields.String(required=True, validate=validate.Length(1, 4000))
+
+
+class ReviewIn(In):
+    justification_id = Id(required=True)
+    decision = fields.String(required=True, validate=validate.OneOf(("approve", "reject")))
+
+
+class HistoryIn(In):
+    course_id = Id(allow_none=True)
+    from_ = fields.Date(data_key="from", allow_none=True)
+    to = fields.Date(allow_none=True)
+
+
+class CourseSettingsIn(In):
+    timezone = fields.String(validate=validate.Length(1, 64))
+    present_minutes = fields.Integer(validate=validate.Range(0, 240))
+    late_minutes = fields.Integer(validate=validate.Range(0, 480))
+    code_rotation_seconds = fields.Integer(validate=validate.Range(5, 300))
+    points_late = fields.Float(validate=validate.Range(0, 1))
+
+
+class CreateUserIn(In):
+    sub = fields.String(required=True, validate=validate.Length(1, 255))
+    name = fields.String(load_default="", validate=validate.Length(max=255))
+    email = fields.Email(load_default="")
+    course_id = Id(allow_none=True, metadata={"description": "enrol the user in this course"})
+    role = fields.String(load_default="student", validate=validate.OneOf(("student", "teacher")))
+
+
+class CreateCourseIn(In):
+    context_id = fields.String(required=True, validate=validate.Length(1, 255))
+    title = fields.String(required=True, validate=validate.Length(1, 512))
+    label = fields.String(load_default="", validate=validate.Length(max=255))
+    timezone = fields.String(load_default="UTC", validate=validate.Length(1, 64))

@@ -1,0 +1,452 @@
+"""Attendance domain services: class sessions, codes, check-in, validation and closing.
+
+Views parse input and call these; these check scope, change rows in one transaction, and publish
+real-time messages after the commit.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.exc import IntegrityError
+
+from attendance import clock, codes, geo, realtime
+from attendance.auth import Principal
+from attendance.errors import ApiError
+from attendance.models import (
+    ABSENT, LATE, PRESENT, AttendanceRecord, AuditEntry, ClassSession, Course, CoursePolicy, Enrollment, User,
+)
+from attendance.risk import RiskSignals, score_check_in
+from extensions import db
+
+
+# -- policy ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Policy:
+    points_present: float
+    points_late: float
+    points_absent: float
+    present_minutes: int
+    late_minutes: int
+    code_rotation_seconds: int
+    campus_networks: tuple[str, ...]
+
+    @classmethod
+    def of(cls, row: CoursePolicy | None) -> "Policy":
+        cfg = current_app.config
+
+        def pick(attr, key):
+            value = getattr(row, attr, None) if row is not None else None
+            return cfg[key] if value is None else value
+
+        networks = row.campus_networks if row is not None and row.campus_networks is not None else cfg["CAMPUS_NETWORKS"]
+        return cls(pick("points_present", "POINTS_PRESENT"), pick("points_late", "POINTS_LATE"),
+                   pick("points_absent", "POINTS_ABSENT"), pick("present_minutes", "CHECKIN_PRESENT_MINUTES"),
+                   pick("late_minutes", "CHECKIN_LATE_MINUTES"), pick("code_rotation_seconds", "CODE_ROTATION_SECONDS"),
+                   tuple(networks or ()))
+
+
+def policy_for(course_id: int) -> Policy:
+    return Policy.of(db.session.get(CoursePolicy, course_id))
+
+
+# -- scoping -----------------------------------------------------------------------------------
+def course_of(principal: Principal) -> Course:
+    """The course the caller launched from; a launch outside a course has none."""
+    course = db.session.get(Course, principal.course_id) if principal.course_id else None
+    if course is None:
+        raise ApiError("not_found", "This launch is not inside a course.", 404)
+    return course
+
+
+def scoped_session(principal: Principal, class_session_id: int) -> ClassSession:
+    """A class session of the caller's course, or 404 (another course's ids look like missing ones)."""
+    session = db.session.get(ClassSession, class_session_id)
+    if session is None or session.course_id != principal.course_id:
+        raise ApiError("not_found", "No such class session in this course.", 404)
+    return session
+
+
+def scoped_record(principal: Principal, attendance_id: int) -> AttendanceRecord:
+    record = db.session.scalar(
+        select(AttendanceRecord).join(ClassSession).where(
+            AttendanceRecord.id == attendance_id, ClassSession.course_id == principal.course_id))
+    if record is None:
+        raise ApiError("not_found", "No such attendance record in this course.", 404)
+    return record
+
+
+# -- class sessions ----------------------------------------------------------------------------
+def create_class_sessions(course: Course, actor_id: int | None, *, title: str, starts_at: datetime, ends_at: datetime,
+                          latitude: float | None = None, longitude: float | None = None, radius_m: float | None = None,
+                          present_minutes: int | None = None, late_minutes: int | None = None,
+                          repeat_weekly_until: datetime | None = None) -> list[ClassSession]:
+    """Create a class session, or one per week until a date, in one transaction."""
+    fields = {}
+    if ends_at <= starts_at:
+        fields["ends_at"] = ["Must be after starts_at."]
+    if (latitude is None) != (longitude is None):
+        fields["latitude" if latitude is None else "longitude"] = ["Give both latitude and longitude, or neither."]
+    if radius_m is not None and latitude is None:
+        fields["radius_m"] = ["A radius needs latitude and longitude."]
+    if present_minutes is not None and late_minutes is not None and late_minutes < present_minutes:
+        fields["late_minutes"] = ["Must not be shorter than present_minutes."]
+    occurrences = 1
+    if repeat_weekly_until is not None:
+        if repeat_weekly_until < starts_at:
+            fields["repeat_weekly_until"] = ["Must not be before starts_at."]
+        else:
+            occurrences = int((repeat_weekly_until - starts_at) / timedelta(weeks=1)) + 1
+            if occurrences > current_app.config["MAX_REPEAT_OCCURRENCES"]:
+                fields["repeat_weekly_until"] = [f"At most {current_app.config['MAX_REPEAT_OCCURRENCES']} weekly sessions."]
+    if fields:
+        raise ApiError("validation_error", "Some fields are not valid.", 422, fields)
+    series = str(uuid.uuid4()) if occurrences > 1 else None
+    if latitude is not None and radius_m is None:
+        radius_m = 100.0
+    created = []
+    for week in range(occurrences):
+        shift = timedelta(weeks=week)
+        created.append(ClassSession(
+            course_id=course.id, title=title, starts_at=starts_at + shift, ends_at=ends_at + shift,
+            latitude=latitude, longitude=longitude, radius_m=radius_m, present_minutes=present_minutes,
+            late_minutes=late_minutes, series_id=series, code_secret=codes.new_secret(), created_by_id=actor_id))
+    db.session.add_all(created)
+    db.session.commit()
+    return created
+
+
+def list_class_sessions(course_id: int) -> list[ClassSession]:
+    return db.session.scalars(
+        select(ClassSession).where(ClassSession.course_id == course_id).order_by(ClassSession.starts_at)).all()
+
+
+def window_of(session: ClassSession, policy: Policy) -> tuple[datetime, datetime]:
+    """(present until, late until). A teacher who opens check-in after the start moves the window with it."""
+    base = max(session.starts_at, session.checkin_opened_at or session.starts_at)
+    present = session.present_minutes if session.present_minutes is not None else policy.present_minutes
+    late = session.late_minutes if session.late_minutes is not None else policy.late_minutes
+    return base + timedelta(minutes=present), base + timedelta(minutes=max(late, present))
+
+
+def is_checkin_open(session: ClassSession, policy: Policy, now: datetime) -> bool:
+    return (session.checkin_opened_at is not None and session.checkin_closed_at is None
+            and session.closed_at is None and now <= window_of(session, policy)[1])
+
+
+def _adhoc_session(course: Course, actor_id: int, now: datetime) -> ClassSession:
+    """Reuse the course's open ad-hoc session, or start one now."""
+    recent = db.session.scalar(
+        select(ClassSession).where(ClassSession.course_id == course.id, ClassSession.is_adhoc.is_(True),
+                                   ClassSession.closed_at.is_(None), ClassSession.ends_at > now)
+        .order_by(ClassSession.starts_at.desc()).limit(1))
+    if recent is not None:
+        return recent
+    session = ClassSession(
+        course_id=course.id, title=f"Class of {now:%Y-%m-%d %H:%M} UTC", starts_at=now,
+        ends_at=now + timedelta(minutes=current_app.config["ADHOC_SESSION_MINUTES"]), is_adhoc=True,
+        code_secret=codes.new_secret(), created_by_id=actor_id)
+    db.session.add(session)
+    return session
+
+
+def generate_code(principal: Principal, class_session_id: int | None) -> tuple[ClassSession, codes.IssuedCode]:
+    """Open check-in if it is not open and answer the code valid now."""
+    now = clock.now()
+    course = course_of(principal)
+    session = scoped_session(principal, class_session_id) if class_session_id else _adhoc_session(course, principal.user_id, now)
+    if session.closed_at is not None:
+        raise ApiError("session_closed", "This class session is closed.", 409)
+    if session.checkin_opened_at is None or session.checkin_closed_at is not None:
+        session.checkin_opened_at = now if session.checkin_opened_at is None else session.checkin_opened_at
+        session.checkin_closed_at = None
+        _audit(course.id, None, principal.user_id, "checkin_opened", detail={"class_session_id": session.id})
+    db.session.commit()
+    policy = policy_for(course.id)
+    issued = codes.current_code(session.code_secret, now, policy.code_rotation_seconds)
+    realtime.broker().publish(realtime.session_channel(session.id), {
+        "type": "code_generated", "class_session_id": session.id, "code": issued.code,
+        "expires_at": iso(issued.expires_at)})
+    return session, issued
+
+
+def stop_checkin(principal: Principal, class_session_id: int) -> ClassSession:
+    """Stop accepting check-ins (the session stays open for validation)."""
+    session = scoped_session(principal, class_session_id)
+    if session.checkin_opened_at is not None and session.checkin_closed_at is None:
+        session.checkin_closed_at = clock.now()
+        _audit(session.course_id, None, principal.user_id, "checkin_stopped", detail={"class_session_id": session.id})
+        db.session.commit()
+    return session
+
+
+# -- check-in (the hot path) -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Where:
+    latitude: float | None
+    longitude: float | None
+    accuracy_m: float | None
+
+
+@dataclass(frozen=True)
+class Client:
+    ip: str | None
+    user_agent: str
+    device_id: str | None
+
+
+def _digest(value: str | None) -> str | None:
+    return hashlib.sha256(value.encode()).hexdigest()[:32] if value else None
+
+
+def on_campus(ip: str | None, networks: tuple[str, ...]) -> bool | None:
+    """Whether ip is inside the campus networks; None when none are configured or ip is unusable."""
+    if not networks or not ip:
+        return None
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    for cidr in networks:
+        try:
+            if address in ipaddress.ip_network(cidr, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def record_check_in(principal: Principal, code: str, where: Where, client: Client,
+                    class_session_id: int | None = None) -> AttendanceRecord:
+    """Check a student in with the code on the screen: one transaction, a few statements whatever the class size."""
+    now = clock.now()
+    if principal.course_id is None:
+        raise ApiError("not_found", "This launch is not inside a course.", 404)
+    query = (select(ClassSession, CoursePolicy).outerjoin(CoursePolicy, CoursePolicy.course_id == ClassSession.course_id)
+             .where(ClassSession.course_id == principal.course_id, ClassSession.checkin_opened_at.is_not(None),
+                    ClassSession.checkin_closed_at.is_(None), ClassSession.closed_at.is_(None)))
+    if class_session_id is not None:
+        query = query.where(ClassSession.id == class_session_id)
+    candidates = db.session.execute(query).all()
+    grace = current_app.config["CODE_GRACE_SECONDS"]
+    session = policy = None
+    for row_session, row_policy in candidates:
+        row_policy = Policy.of(row_policy)
+        if codes.matches(row_session.code_secret, code, now, row_policy.code_rotation_seconds, grace):
+            session, policy = row_session, row_policy
+            break
+    if session is None:
+        raise ApiError("invalid_attendance_code", "The code is wrong or has expired.", 400)
+    present_until, late_until = window_of(session, policy)
+    if now > late_until:
+        raise ApiError("checkin_closed", "Check-in for this class has closed.", 409)
+    status = PRESENT if now <= present_until else LATE
+
+    room = (session.latitude, session.longitude, session.radius_m) if session.latitude is not None else None
+    cfg = current_app.config
+    verdict = geo.judge(where.latitude, where.longitude, where.accuracy_m, room,
+                        cfg["GEOFENCE_ACCURACY_CAP_M"], cfg["GEOFENCE_POOR_ACCURACY_M"])
+    device_hash, ua_hash = _digest(client.device_id), _digest(client.user_agent)
+    same_device, same_ip = db.session.execute(
+        select(func.coalesce(func.sum(case((and_(AttendanceRecord.device_hash.is_not(None),
+                                                 AttendanceRecord.device_hash == device_hash), 1), else_=0)), 0),
+               func.coalesce(func.sum(case((AttendanceRecord.ip == client.ip, 1), else_=0)), 0))
+        .where(AttendanceRecord.class_session_id == session.id, AttendanceRecord.student_id != principal.user_id)
+    ).one()
+    risk = score_check_in(RiskSignals(
+        location_flag=verdict.flag, distance_m=verdict.distance_m, accuracy_m=where.accuracy_m,
+        same_device_count=int(same_device or 0) if device_hash else 0, same_ip_count=int(same_ip or 0),
+        on_campus=on_campus(client.ip, policy.campus_networks),
+        seconds_before_window_end=(late_until - now).total_seconds()))
+    record = AttendanceRecord(
+        class_session_id=session.id, student_id=principal.user_id, status=status, source="checkin",
+        submitted_at=now, latitude=where.latitude, longitude=where.longitude, accuracy_m=where.accuracy_m,
+        distance_m=verdict.distance_m, location_flag=verdict.flag, ip=client.ip, user_agent_hash=ua_hash,
+        device_hash=device_hash, risk_score=risk.score, risk_level=risk.level, risk_reasons=risk.reasons)
+    db.session.add(record)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise ApiError("already_submitted", "You have already checked in to this class.", 409) from None
+    student = db.session.get(User, principal.user_id)
+    publish_record(record, student, "student_submission")
+    return record
+
+
+# -- teacher actions ---------------------------------------------------------------------------
+def validate_attendance(principal: Principal, attendance_ids: list[int], status: str,
+                        remark: str | None = None) -> list[AttendanceRecord]:
+    """Set the status (and remark) of records of the caller's course; every change is audited."""
+    records = [scoped_record(principal, attendance_id) for attendance_id in dict.fromkeys(attendance_ids)]
+    now = clock.now()
+    for record in records:
+        if record.status != status:
+            _audit(principal.course_id, record.id, principal.user_id, "validated", record.status, status)
+        record.status = status
+        record.validated_by_id = principal.user_id
+        record.validated_at = now
+        if remark is not None:
+            record.remark = remark
+    db.session.commit()
+    for record in records:
+        publish_record(record, record.student, "attendance_validated")
+    return records
+
+
+def mark_attendance(principal: Principal, class_session_id: int, student_id: int, status: str,
+                    remark: str | None = None) -> AttendanceRecord:
+    """Record a status for an enrolled student, with or without a check-in (e.g. a forgotten phone)."""
+    session = scoped_session(principal, class_session_id)
+    enrolled = db.session.scalar(select(Enrollment).where(
+        Enrollment.course_id == session.course_id, Enrollment.user_id == student_id, Enrollment.role == "student"))
+    if enrolled is None:
+        raise ApiError("not_found", "No such student in this course.", 404)
+    record = db.session.scalar(select(AttendanceRecord).filter_by(class_session_id=session.id, student_id=student_id))
+    if record is None:
+        record = AttendanceRecord(class_session_id=session.id, student_id=student_id, status=status, source="teacher",
+                                  validated_by_id=principal.user_id, validated_at=clock.now(), remark=remark or "")
+        db.session.add(record)
+        db.session.flush()
+        _audit(session.course_id, record.id, principal.user_id, "marked", None, status)
+        db.session.commit()
+        publish_record(record, record.student, "attendance_validated")
+        return record
+    return validate_attendance(principal, [record.id], status, remark)[0]
+
+
+def close_session(principal: Principal, class_session_id: int) -> tuple[ClassSession, int]:
+    """Close a session: check-in stops and every enrolled student without a record is recorded absent."""
+    session = scoped_session(principal, class_session_id)
+    now = clock.now()
+    if session.closed_at is None:
+        session.closed_at = now
+        if session.checkin_opened_at is not None and session.checkin_closed_at is None:
+            session.checkin_closed_at = now
+    recorded = select(AttendanceRecord.student_id).where(AttendanceRecord.class_session_id == session.id)
+    missing = db.session.scalars(select(Enrollment.user_id).where(
+        Enrollment.course_id == session.course_id, Enrollment.role == "student", Enrollment.active.is_(True),
+        Enrollment.user_id.not_in(recorded))).all()
+    absences = [AttendanceRecord(class_session_id=session.id, student_id=user_id, status=ABSENT, source="close",
+                                 validated_by_id=principal.user_id, validated_at=now) for user_id in missing]
+    db.session.add_all(absences)
+    db.session.flush()
+    for record in absences:
+        _audit(session.course_id, record.id, principal.user_id, "closed_absent", None, ABSENT)
+    _audit(session.course_id, None, principal.user_id, "session_closed",
+           detail={"class_session_id": session.id, "absent_count": len(absences)})
+    db.session.commit()
+    for record in absences:
+        publish_record(record, record.student, "attendance_validated")
+    return session, len(absences)
+
+
+def session_submissions(principal: Principal, class_session_id: int) -> list[AttendanceRecord]:
+    session = scoped_session(principal, class_session_id)
+    return db.session.scalars(
+        select(AttendanceRecord).where(AttendanceRecord.class_session_id == session.id)
+        .join(User, User.id == AttendanceRecord.student_id)
+        .order_by(AttendanceRecord.submitted_at.is_(None), AttendanceRecord.submitted_at, User.name)).all()
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _audit(course_id: int, record_id: int | None, actor_id: int | None, action: str,
+           from_status: str | None = None, to_status: str | None = None, detail: dict | None = None) -> None:
+    db.session.add(AuditEntry(course_id=course_id, record_id=record_id, actor_id=actor_id, action=action,
+                              from_status=from_status, to_status=to_status, detail=detail))
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def risk_of(record: AttendanceRecord) -> dict | None:
+    if record.risk_score is None:
+        return None
+    return {"score": record.risk_score, "level": record.risk_level, "reasons": list(record.risk_reasons or [])}
+
+
+def submission_json(record: AttendanceRecord, student: User) -> dict:
+    """A record as teachers see it (get-session-submissions, WebSocket messages)."""
+    return {
+        "id": record.id,
+        "class_session_id": record.class_session_id,
+        "student": {"id": student.id, "name": student.display_name},
+        "submitted_at": iso(record.submitted_at),
+        "status": record.status,
+        "source": record.source,
+        "risk": risk_of(record),
+        "location_flag": record.location_flag,
+        "distance_m": round(record.distance_m, 1) if record.distance_m is not None else None,
+        "accuracy_m": record.accuracy_m,
+        "remark": record.remark or "",
+        "validated_at": iso(record.validated_at),
+    }
+
+
+def publish_record(record: AttendanceRecord, student: User, kind: str) -> None:
+    """Tell the session's teachers, and the student, about a record (after the commit)."""
+    payload = submission_json(record, student)
+    bus = realtime.broker()
+    bus.publish(realtime.session_channel(record.class_session_id), {"type": kind, "attendance": payload})
+    bus.publish(realtime.student_channel(record.class_session_id, record.student_id), {
+        "type": kind, "attendance": {"id": record.id, "class_session_id": record.class_session_id,
+                                     "status": record.status}})
+
+
+# -- risk review -------------------------------------------------------------------------------
+def run_ai_validation(principal: Principal, attendance_id: int | None, class_session_id: int | None) -> list[dict]:
+    """Score records again with everything known now (later check-ins from the same device count too)."""
+    if attendance_id is not None:
+        records = [scoped_record(principal, attendance_id)]
+        session = records[0].class_session
+    else:
+        session = scoped_session(principal, class_session_id)
+        records = db.session.scalars(select(AttendanceRecord).where(
+            AttendanceRecord.class_session_id == session.id, AttendanceRecord.source == "checkin")).all()
+    policy = policy_for(session.course_id)
+    late_until = window_of(session, policy)[1]
+    peers = db.session.execute(select(AttendanceRecord.student_id, AttendanceRecord.ip, AttendanceRecord.device_hash)
+                               .where(AttendanceRecord.class_session_id == session.id)).all()
+    results = []
+    for record in records:
+        if record.source != "checkin":
+            continue
+        others = [p for p in peers if p.student_id != record.student_id]
+        risk = score_check_in(RiskSignals(
+            location_flag=record.location_flag, distance_m=record.distance_m, accuracy_m=record.accuracy_m,
+            same_device_count=sum(1 for p in others if record.device_hash and p.device_hash == record.device_hash),
+            same_ip_count=sum(1 for p in others if record.ip and p.ip == record.ip),
+            on_campus=on_campus(record.ip, policy.campus_networks),
+            seconds_before_window_end=(late_until - record.submitted_at).total_seconds() if record.submitted_at else None))
+        record.risk_score, record.risk_level, record.risk_reasons = risk.score, risk.level, risk.reasons
+        results.append({"attendance_id": record.id, "score": risk.score, "level": risk.level,
+                        "reasons": list(risk.reasons)})
+    db.session.commit()
+    bus = realtime.broker()
+    for result in results:
+        bus.publish(realtime.session_channel(session.id), {"type": "ai_validation_result", "result": result})
+    return results
+
+
+def session_json(session: ClassSession, policy: Policy, course: Course, now: datetime | None = None,
+                 counts: dict | None = None) -> dict:
+    now = now or clock.now()
+    present_until, late_until = window_of(session, policy)
+    out = {
+        "id": session.id, "course_id": session.course_id, "title": session.title,
+        "starts_at": iso(session.starts_at), "ends_at": iso(session.ends_at), "timezone": course.timezone or "UTC",
+        "latitude": session.latitude, "longitude": session.longitude, "radius_m": session.radius_m,
+        "present_until": iso(present_until), "late_until": iso(late_until),
+        "checkin_open": is_checkin_open(session, policy, now), "checkin_opened_at": iso(session.checkin_opened_at),
+        "closed": session.closed_at is not None, "closed_at": iso(session.closed_at),
+        "is_adhoc": session.is_adhoc, "series_id": session.series_id,
+    }
+    if counts is not None:
+        out["submission_count"] = counts.get(session.id, 0)
+    return out

@@ -1,0 +1,110 @@
+"""What a student sees: classes now, today and this week across their courses, and their history."""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+
+from attendance import clock
+from attendance.auth import Principal
+from attendance.models import ABSENT, EXCUSED, LATE, PRESENT, AttendanceRecord, ClassSession, Course, Enrollment
+from attendance.services import Policy, is_checkin_open, iso, policy_for
+from extensions import db
+
+SOON = timedelta(minutes=15)
+
+
+def zone(course: Course) -> ZoneInfo:
+    try:
+        return ZoneInfo(course.timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _student_courses(principal: Principal) -> list[Course]:
+    return db.session.scalars(select(Course).join(Enrollment, Enrollment.course_id == Course.id).where(
+        Enrollment.user_id == principal.user_id, Enrollment.role == "student", Enrollment.active.is_(True))).all()
+
+
+def _class_json(session: ClassSession, course: Course, policy: Policy, record: AttendanceRecord | None,
+                now: datetime) -> dict:
+    return {
+        "class_session_id": session.id,
+        "course_id": course.id,
+        "course_title": course.display_title,
+        "title": session.title,
+        "starts_at": iso(session.starts_at),
+        "ends_at": iso(session.ends_at),
+        "timezone": course.timezone or "UTC",
+        "checkin_open": is_checkin_open(session, policy, now),
+        "has_location": session.latitude is not None,
+        "my_status": record.status if record else None,
+        "closed": session.closed_at is not None,
+    }
+
+
+def classes(principal: Principal, scope: str) -> list[dict]:
+    """scope: current (open or about to start), today, week — in each course's timezone."""
+    now = clock.now()
+    courses = {c.id: c for c in _student_courses(principal)}
+    if not courses:
+        return []
+    sessions = db.session.scalars(select(ClassSession).where(
+        ClassSession.course_id.in_(courses), ClassSession.starts_at < now + timedelta(days=8),
+        ClassSession.ends_at > now - timedelta(days=8)).order_by(ClassSession.starts_at)).all()
+    records = {r.class_session_id: r for r in db.session.scalars(select(AttendanceRecord).where(
+        AttendanceRecord.student_id == principal.user_id,
+        AttendanceRecord.class_session_id.in_([s.id for s in sessions] or [0])))}
+    policies = {cid: policy_for(cid) for cid in courses}
+    out = []
+    for session in sessions:
+        course = courses[session.course_id]
+        tz = zone(course)
+        local_today = now.astimezone(tz).date()
+        if scope == "current":
+            keep = is_checkin_open(session, policies[course.id], now) or (
+                session.starts_at - SOON <= now <= session.ends_at and session.closed_at is None)
+        elif scope == "today":
+            keep = session.starts_at.astimezone(tz).date() == local_today
+        else:
+            monday = local_today - timedelta(days=local_today.weekday())
+            keep = monday <= session.starts_at.astimezone(tz).date() < monday + timedelta(days=7)
+        if keep:
+            out.append(_class_json(session, course, policies[course.id], records.get(session.id), now))
+    return out
+
+
+def history(principal: Principal, course_id: int | None, start: date | None, end: date | None) -> tuple[list, list]:
+    """The student's records (newest first) and a summary per course."""
+    courses = {c.id: c for c in _student_courses(principal)}
+    query = (select(AttendanceRecord, ClassSession).join(ClassSession)
+             .where(AttendanceRecord.student_id == principal.user_id, ClassSession.course_id.in_(courses or [0])))
+    if course_id is not None:
+        query = query.where(ClassSession.course_id == course_id)
+    if start is not None:
+        query = query.where(ClassSession.starts_at >= datetime.combine(start, time.min, tzinfo=ZoneInfo("UTC")))
+    if end is not None:
+        query = query.where(ClassSession.starts_at < datetime.combine(end + timedelta(days=1), time.min, tzinfo=ZoneInfo("UTC")))
+    rows = db.session.execute(query.order_by(ClassSession.starts_at.desc())).all()
+    items, counts = [], defaultdict(lambda: {PRESENT: 0, LATE: 0, EXCUSED: 0, ABSENT: 0})
+    for record, session in rows:
+        course = courses[session.course_id]
+        items.append({
+            "attendance_id": record.id, "class_session_id": session.id, "course_id": course.id,
+            "course_title": course.display_title, "title": session.title, "starts_at": iso(session.starts_at),
+            "status": record.status, "submitted_at": iso(record.submitted_at), "remark": record.remark or "",
+        })
+        counts[course.id][record.status] += 1
+    summary = []
+    for cid, tally in counts.items():
+        policy = policy_for(cid)
+        counted = tally[PRESENT] + tally[LATE] + tally[ABSENT]
+        points = tally[PRESENT] * policy.points_present + tally[LATE] * policy.points_late + tally[ABSENT] * policy.points_absent
+        summary.append({
+            "course_id": cid, "course_title": courses[cid].display_title, "attended": tally[PRESENT],
+            "late": tally[LATE], "excused": tally[EXCUSED], "absent": tally[ABSENT], "total": sum(tally.values()),
+            "percentage": round(100 * points / (counted * policy.points_present), 1) if counted else None,
+        })
+    return items, summary
