@@ -18,7 +18,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT = 20  # seconds, for every explicit wait
 
-# Chromium content-setting values
+# What chrome() blocks
 BLOCK_THIRD_PARTY = "third_party"
 BLOCK_ALL = "all"
 
@@ -164,14 +164,17 @@ def add_cookie_probe(platform) -> None:
     platform.handlers.update({"/probe-top": top, "/probe-set": set_cookies, "/probe-echo": echo})
 
 
-def cookies_sent_to_cross_site_iframe(driver, platform) -> list[str]:
-    """Open the cookie probe and answer the cookie names the cross-site iframe got back."""
+def cookies_sent_to_iframe(driver, platform, top_host: str = "localhost") -> list[str]:
+    """Open the cookie probe with the top page on top_host; answer the cookie names the iframe got back.
+
+    The iframe is on 127.0.0.1: top_host "localhost" makes it cross-site, "127.0.0.1" first-party.
+    """
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
     add_cookie_probe(platform)
     driver.switch_to.default_content()
-    driver.get(lms_url(platform, "/probe-top"))
+    driver.get(f"http://{top_host}:{platform.port}/probe-top")
     WebDriverWait(driver, WAIT).until(EC.frame_to_be_available_and_switch_to_it("probe"))
     names = wait_for_js(driver, "return document.body && document.body.dataset.cookies || null")
     driver.switch_to.default_content()

@@ -11,7 +11,7 @@ import pytest
 from extensions import db
 from lti.models import Registration
 from tests.browser import (BLOCK_ALL, BLOCK_THIRD_PARTY, WAIT, ToolServer, browser_available, chrome,
-                           cookies_sent_to_cross_site_iframe, course_page, lms_url, login_url, wait_for_js)
+                           cookies_sent_to_iframe, course_page, lms_url, login_url, wait_for_js)
 from tests.conftest import register_platform
 from tests.platform import Platform
 
@@ -93,12 +93,18 @@ def tool_body(driver, attr: str) -> str:
 def test_third_party_cookies_are_blocked_but_partitioned_ones_work(browser, lms):
     """Sanity check of the browser set-up the other tests rely on."""
     driver = browser(BLOCK_THIRD_PARTY)
-    assert cookies_sent_to_cross_site_iframe(driver, lms()) == ["probe_partitioned"]
+    platform = lms()
+    # Control: first-party, the probe gets both cookies (Secure cookies do work on http://127.0.0.1) ...
+    assert cookies_sent_to_iframe(driver, platform, "127.0.0.1") == ["probe_partitioned", "probe_unpartitioned"]
+    # ... cross-site, the unpartitioned cookie (now in the jar) is withheld and only the CHIPS one works.
+    assert cookies_sent_to_iframe(driver, platform, "localhost") == ["probe_partitioned"]
 
 
 def test_all_cookies_blocked_browser_keeps_no_cookie(browser, lms):
     driver = browser(BLOCK_ALL)
-    assert cookies_sent_to_cross_site_iframe(driver, lms()) == []
+    platform = lms()
+    assert cookies_sent_to_iframe(driver, platform, "127.0.0.1") == []
+    assert cookies_sent_to_iframe(driver, platform, "localhost") == []
 
 
 @pytest.mark.parametrize("product", ["moodle", "canvas"])
