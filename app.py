@@ -72,7 +72,12 @@ def register_lti_services(app: Flask) -> None:
         timeout=app.config["LTI_HTTP_TIMEOUT"])
     app.extensions["lti_store"] = make_store(app.config["REDIS_URL"], app.config["REDIS_PREFIX"])
     app.extensions["lti_launch_handler"] = handle_launch
+    from attendance.grades import http_session
     from attendance.realtime import make_broker
+    from lti.services import TokenCache
+
+    app.extensions["lti_token_cache"] = TokenCache()
+    app.extensions["lti_http"] = http_session()
 
     app.extensions["attendance_broker"] = make_broker(app.config["REDIS_URL"], app.config["REDIS_PREFIX"])
 
@@ -104,10 +109,12 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
+    from attendance.cli import worker_command
     from lti.cli import keys_cli, platform_cli
 
     app.cli.add_command(platform_cli)
     app.cli.add_command(keys_cli)
+    app.cli.add_command(worker_command)
 
 
 def prepare_database(app: Flask) -> None:
@@ -136,6 +143,10 @@ def main() -> None:
     if not os.environ.get("TOOL_BASE_URL"):
         os.environ["TOOL_BASE_URL"] = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
     app = create_app()
+    if app.config["GRADE_WORKER_IN_APP"]:
+        from attendance.grades import start_worker_thread
+
+        start_worker_thread(app)  # embedded mode: grades reach the LMS without a separate process
     app.run(host=args.host, port=args.port, threaded=True)
 
 

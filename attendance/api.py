@@ -10,17 +10,21 @@ from flask import Blueprint, current_app, jsonify, request, send_file
 from flask_limiter.util import get_remote_address
 from sqlalchemy import func, select
 
-from attendance import clock, justifications, services, student_views
+from attendance import clock, grades, justifications, roster, services, student_views
 from attendance.auth import current_principal, require_role
 from attendance.errors import ApiError
 from attendance.inputs import load
-from attendance.models import AttendanceRecord, ClassSession, Course, CoursePolicy, Enrollment, Justification, User
+from attendance.models import (
+    AttendanceRecord, ClassSession, Course, CoursePolicy, Enrollment, GradeDelivery, Justification, User,
+)
 from attendance.schemas import (
-    AdminClassSessionIn, AiValidationIn, ClassSessionIn, CourseSettingsIn, CreateCourseIn, CreateUserIn, HistoryIn,
-    JustificationIn, MarkIn, OptionalSessionIn, ReviewIn, SessionIn, SubmitAttendanceIn, ValidateIn,
+    AdminClassSessionIn, AiValidationIn, ClassSessionIn, CourseSettingsIn, CreateCourseIn, CreateUserIn, GradePolicyIn,
+    HistoryIn, JustificationIn, MarkIn, OptionalSessionIn, ReviewIn, SessionIn, StudentIdIn, SubmitAttendanceIn,
+    ValidateIn,
 )
 from attendance.student_views import zone
 from extensions import csrf, db, limiter
+from lti.services import ServiceError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)  # CSRF is checked in auth.current_principal for cookie sessions; Bearer tokens need none
@@ -198,8 +202,8 @@ def run_ai_validation():
 @require_role(TEACHER)
 def close_session():
     principal = current_principal()
-    session, absent = services.close_session(principal, load(SessionIn)["class_session_id"])
-    return ok(absent_count=absent,
+    session, absent, roster_error = services.close_session(principal, load(SessionIn)["class_session_id"])
+    return ok(absent_count=absent, roster_error=roster_error,
               class_session=services.session_json(session, services.policy_for(session.course_id), session.course))
 
 
@@ -362,3 +366,74 @@ def admin_create_course():
 def admin_create_class_session():
     data = load(AdminClassSessionIn)
     return _create_sessions(_admin_course(data["course_id"]), current_principal().user_id, data)
+
+
+# -- grades and roster -------------------------------------------------------------------------
+def _sync_json(row) -> dict:
+    if row is None:
+        return {"state": "none", "pending": False}
+    return {"state": row.state, "pending": row.state == "pending", "delivered_score": row.last_score,
+            "delivered_at": services.iso(row.delivered_at), "last_status": row.last_status,
+            "last_error": row.last_error, "attempts": row.attempts,
+            "up_to_date": row.delivered_version == row.version and row.state == "delivered"}
+
+
+@bp.get("/grades/")
+@require_role(TEACHER)
+def list_grades():
+    """Each student's grade, how it was computed, and whether the LMS has it."""
+    principal = current_principal()
+    course = services.course_of(principal)
+    students = db.session.execute(select(User, Enrollment).join(Enrollment, Enrollment.user_id == User.id).where(
+        Enrollment.course_id == course.id, Enrollment.role == STUDENT).order_by(User.name)).all()
+    computed = grades.compute_grades(course.id, [u.id for u, _ in students])
+    deliveries = {row.student_id: row for row in db.session.scalars(
+        select(GradeDelivery).where(GradeDelivery.course_id == course.id))}
+    return ok(ags=grades.course_has_ags(course), roster=roster.roster_state(course), policy=_policy_json(course),
+              grades=[{"student": {"id": u.id, "name": u.display_name, "active": e.active},
+                       "grade": computed[u.id].as_json(), "sync": _sync_json(deliveries.get(u.id))}
+                      for u, e in students])
+
+
+@bp.post("/grades/retry/")
+@require_role(TEACHER)
+def retry_grades():
+    data = load(StudentIdIn)
+    return ok(requeued=grades.retry_failed(current_principal().course_id, data.get("student_id")))
+
+
+def _policy_json(course: Course) -> dict:
+    policy = services.policy_for(course.id)
+    return {"points_present": policy.points_present, "points_late": policy.points_late,
+            "points_absent": policy.points_absent, "drop_lowest": policy.drop_lowest,
+            "denominator": policy.denominator}
+
+
+@bp.route("/grade-policy/", methods=["GET", "POST"])
+@require_role(TEACHER)
+def grade_policy():
+    """The course's grading rules; a change re-sends every student's grade."""
+    principal = current_principal()
+    course = services.course_of(principal)
+    if request.method == "POST":
+        data = load(GradePolicyIn)
+        row = db.session.get(CoursePolicy, course.id) or CoursePolicy(course_id=course.id)
+        for key, value in data.items():
+            setattr(row, key, value)
+        db.session.add(row)
+        db.session.flush()
+        grades.queue_grades(course.id)
+        db.session.commit()
+    return ok(policy=_policy_json(course))
+
+
+@bp.post("/roster/sync/")
+@require_role(TEACHER)
+def sync_roster_now():
+    course = services.course_of(current_principal())
+    try:
+        result = roster.sync_roster(course)
+    except ServiceError as exc:
+        raise ApiError("roster_unavailable", f"The LMS roster could not be read: {exc.message}", 502) from exc
+    return ok(roster=roster.roster_state(course), members=result.members, added=result.added,
+              updated=result.updated, deactivated=result.deactivated)

@@ -14,6 +14,7 @@ from attendance import clock
 from attendance.auth import Principal
 from attendance.errors import ApiError
 from attendance.models import EXCUSED, AttendanceRecord, ClassSession, Justification
+from attendance.grades import queue_grades
 from attendance.services import _audit, publish_record, scoped_session
 from extensions import db
 
@@ -119,6 +120,7 @@ def review_justification(principal: Principal, justification_id: int, decision: 
                    {"justification_id": row.id})
             record.status = EXCUSED
         record.validated_by_id, record.validated_at = principal.user_id, now
+        queue_grades(principal.course_id, [row.student_id])
     db.session.commit()
     if record is not None:
         publish_record(record, record.student, "attendance_validated")

@@ -51,6 +51,8 @@ class Course(db.Model):
     ags_lineitems_url: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     ags_scopes: Mapped[list] = mapped_column(JSON, default=list)
     nrps_url: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    roster_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    roster_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -113,6 +115,8 @@ class CoursePolicy(db.Model):
     late_minutes: Mapped[int] = mapped_column(Integer, default=30)
     code_rotation_seconds: Mapped[int] = mapped_column(Integer, default=15)
     campus_networks: Mapped[list | None] = mapped_column(JSON, nullable=True)  # None: the site's CAMPUS_NETWORKS
+    drop_lowest: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # the N lowest sessions do not count
+    denominator: Mapped[str] = mapped_column(String(16), default="closed", server_default="closed")  # closed sessions so far, or all scheduled
 
 
 class ClassSession(db.Model):
@@ -214,3 +218,36 @@ class AuditEntry(db.Model):
     to_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
     detail: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class GradeDelivery(db.Model):
+    """The grade outbox: one row per (course, student); every change bumps `version` in the same transaction.
+
+    A worker posts the student's grade as it is when delivered, so many changes collapse into one post of
+    the latest value; `delivered_version` tells which change the LMS has seen.
+    """
+
+    __tablename__ = "grade_delivery"
+    __table_args__ = (
+        UniqueConstraint("course_id", "student_id", name="uq_grade_delivery_course_student"),
+        Index("ix_grade_delivery_due", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
+    student_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    delivered_version: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending, delivered, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_timestamp: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    student: Mapped[User] = relationship()

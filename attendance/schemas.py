@@ -124,3 +124,15 @@ class CreateCourseIn(In):
     title = fields.String(required=True, validate=validate.Length(1, 512))
     label = fields.String(load_default="", validate=validate.Length(max=255))
     timezone = fields.String(load_default="UTC", validate=validate.Length(1, 64))
+
+
+class GradePolicyIn(In):
+    points_present = fields.Float(validate=validate.Range(0.01, 100))
+    points_late = fields.Float(validate=validate.Range(0, 100))
+    points_absent = fields.Float(validate=validate.Range(0, 100))
+    drop_lowest = fields.Integer(validate=validate.Range(0, 50))
+    denominator = fields.String(validate=validate.OneOf(("closed", "scheduled")))
+
+
+class StudentIdIn(In):
+    student_id = Id(allow_none=True)

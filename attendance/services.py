@@ -21,38 +21,12 @@ from attendance.errors import ApiError
 from attendance.models import (
     ABSENT, LATE, PRESENT, AttendanceRecord, AuditEntry, ClassSession, Course, CoursePolicy, Enrollment, User,
 )
+from attendance.grades import queue_grades
+from attendance.policy import Policy, policy_for
 from attendance.risk import RiskSignals, score_check_in
+from attendance.roster import sync_roster
 from extensions import db
-
-
-# -- policy ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Policy:
-    points_present: float
-    points_late: float
-    points_absent: float
-    present_minutes: int
-    late_minutes: int
-    code_rotation_seconds: int
-    campus_networks: tuple[str, ...]
-
-    @classmethod
-    def of(cls, row: CoursePolicy | None) -> "Policy":
-        cfg = current_app.config
-
-        def pick(attr, key):
-            value = getattr(row, attr, None) if row is not None else None
-            return cfg[key] if value is None else value
-
-        networks = row.campus_networks if row is not None and row.campus_networks is not None else cfg["CAMPUS_NETWORKS"]
-        return cls(pick("points_present", "POINTS_PRESENT"), pick("points_late", "POINTS_LATE"),
-                   pick("points_absent", "POINTS_ABSENT"), pick("present_minutes", "CHECKIN_PRESENT_MINUTES"),
-                   pick("late_minutes", "CHECKIN_LATE_MINUTES"), pick("code_rotation_seconds", "CODE_ROTATION_SECONDS"),
-                   tuple(networks or ()))
-
-
-def policy_for(course_id: int) -> Policy:
-    return Policy.of(db.session.get(CoursePolicy, course_id))
+from lti.services import ServiceError
 
 
 # -- scoping -----------------------------------------------------------------------------------
@@ -293,6 +267,7 @@ def validate_attendance(principal: Principal, attendance_ids: list[int], status:
         record.validated_at = now
         if remark is not None:
             record.remark = remark
+    queue_grades(principal.course_id, [r.student_id for r in records])
     db.session.commit()
     for record in records:
         publish_record(record, record.student, "attendance_validated")
@@ -314,15 +289,22 @@ def mark_attendance(principal: Principal, class_session_id: int, student_id: int
         db.session.add(record)
         db.session.flush()
         _audit(session.course_id, record.id, principal.user_id, "marked", None, status)
+        queue_grades(session.course_id, [student_id])
         db.session.commit()
         publish_record(record, record.student, "attendance_validated")
         return record
     return validate_attendance(principal, [record.id], status, remark)[0]
 
 
-def close_session(principal: Principal, class_session_id: int) -> tuple[ClassSession, int]:
+def close_session(principal: Principal, class_session_id: int) -> tuple[ClassSession, int, str | None]:
     """Close a session: check-in stops and every enrolled student without a record is recorded absent."""
     session = scoped_session(principal, class_session_id)
+    roster_error = None
+    if session.course.nrps_url:  # the roster first, so students who never launched count too
+        try:
+            sync_roster(session.course)
+        except ServiceError as exc:
+            roster_error = exc.message
     now = clock.now()
     if session.closed_at is None:
         session.closed_at = now
@@ -340,10 +322,11 @@ def close_session(principal: Principal, class_session_id: int) -> tuple[ClassSes
         _audit(session.course_id, record.id, principal.user_id, "closed_absent", None, ABSENT)
     _audit(session.course_id, None, principal.user_id, "session_closed",
            detail={"class_session_id": session.id, "absent_count": len(absences)})
+    queue_grades(session.course_id)  # one more closed session moves every student's grade
     db.session.commit()
     for record in absences:
         publish_record(record, record.student, "attendance_validated")
-    return session, len(absences)
+    return session, len(absences), roster_error
 
 
 def session_submissions(principal: Principal, class_session_id: int) -> list[AttendanceRecord]:

@@ -52,3 +52,15 @@ GEOFENCE_POOR_ACCURACY_M = 150  # worse accuracy than this is flagged
 WRONG_CODE_LIMIT_STUDENT = "5 per 5 minutes"  # wrong codes per student
 WRONG_CODE_LIMIT_ADDRESS = "3000 per minute"  # wrong codes per network address (a campus NAT hides thousands)
 MAX_REPEAT_OCCURRENCES = 60
+
+# Grades (AGS) and roster (NRPS)
+GRADE_LINE_ITEM_LABEL = "Attendance"
+GRADE_LINE_ITEM_TAG = "attendance"
+GRADE_SCORE_MAXIMUM = 100
+GRADE_WORKER_INTERVAL = 1.0  # seconds between outbox polls
+GRADE_WORKER_BATCH = 200
+GRADE_RETRY_MAX_SECONDS = 30  # backoff cap: a grade arrives within a minute of the LMS answering again
+GRADE_CLAIM_SECONDS = 120  # a worker's lease on the rows it is delivering
+GRADE_WORKER_IN_APP = True  # `python app.py` delivers grades from a background thread
+ROSTER_SYNC_ON_LAUNCH = True
+ROSTER_SYNC_INTERVAL = 600  # seconds: at most one roster read per course per this on teacher launches

@@ -1,0 +1,361 @@
+"""Attendance grades and their delivery to the LMS gradebook (AGS) through an outbox.
+
+Every change that can move a student's grade calls `queue_grades` inside its own transaction.
+A worker (`deliver_due`) claims due rows, computes each grade as it is *now*, and posts one AGS
+score per line item. Failures back off and retry; nothing is lost across restarts or LMS outages.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import requests
+from flask import Flask, current_app
+from sqlalchemy import case, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from attendance import clock
+from attendance.models import (
+    ABSENT, EXCUSED, LATE, PRESENT, AttendanceRecord, ClassSession, Course, Enrollment, GradeDelivery, ResourceLink, User,
+)
+from attendance.policy import Policy, policy_for
+from extensions import db
+from lti.constants import Scope
+from lti.models import Registration
+from lti.services import PlatformAccount, ServiceClient, ServiceError
+
+log = logging.getLogger(__name__)
+AGS_SCOPES = (Scope.LINEITEM.value, Scope.SCORE.value)
+
+
+# -- computing ---------------------------------------------------------------------------------
+@dataclass
+class Grade:
+    score: float | None  # 0..100, None when no session counts yet
+    counted: int = 0
+    present: int = 0
+    late: int = 0
+    excused: int = 0
+    absent: int = 0
+    dropped: int = 0
+    sessions: int = 0
+
+    @property
+    def comment(self) -> str:
+        if self.counted == 0:
+            return "No attendance counted yet."
+        attended = self.present + self.late
+        parts = [f"{attended} of {self.counted} sessions attended"]
+        if self.late:
+            parts.append(f"{self.late} late")
+        if self.excused:
+            parts.append(f"{self.excused} excused")
+        if self.dropped:
+            parts.append(f"{self.dropped} lowest dropped")
+        return ", ".join(parts)
+
+    def as_json(self) -> dict:
+        return {"score": self.score, "comment": self.comment, "counted": self.counted, "present": self.present,
+                "late": self.late, "excused": self.excused, "absent": self.absent, "dropped": self.dropped,
+                "sessions": self.sessions}
+
+
+def compute_grades(course_id: int, student_ids: list[int], policy: Policy | None = None) -> dict[int, Grade]:
+    """Grades of several students of a course in two queries."""
+    policy = policy or policy_for(course_id)
+    denominator, drop = policy.denominator, policy.drop_lowest
+    query = select(ClassSession.id, ClassSession.closed_at).where(ClassSession.course_id == course_id)
+    if denominator == "closed":
+        query = query.where(ClassSession.closed_at.is_not(None))
+    sessions = db.session.execute(query).all()
+    session_ids = [s.id for s in sessions]
+    statuses: dict[int, dict[int, str]] = defaultdict(dict)
+    if session_ids and student_ids:
+        for record in db.session.execute(select(
+                AttendanceRecord.student_id, AttendanceRecord.class_session_id, AttendanceRecord.status).where(
+                AttendanceRecord.class_session_id.in_(session_ids), AttendanceRecord.student_id.in_(student_ids))):
+            statuses[record.student_id][record.class_session_id] = record.status
+    points = {PRESENT: policy.points_present, LATE: policy.points_late, ABSENT: policy.points_absent}
+    full = policy.points_present or 1.0
+    grades = {}
+    for student_id in student_ids:
+        grade = Grade(score=None, sessions=len(sessions))
+        values = []
+        for session in sessions:
+            status = statuses[student_id].get(session.id, ABSENT)  # a scheduled session not attended counts 0
+            if status == EXCUSED:
+                grade.excused += 1
+                continue
+            setattr(grade, status, getattr(grade, status) + 1)
+            values.append(points.get(status, 0.0) / full)
+        if drop and len(values) > 1:
+            grade.dropped = min(drop, len(values) - 1)
+            values = sorted(values)[grade.dropped:]
+        grade.counted = len(values)
+        if values:
+            grade.score = round(100 * sum(values) / len(values), 2)
+        grades[student_id] = grade
+    return grades
+
+
+# -- the outbox --------------------------------------------------------------------------------
+def course_has_ags(course: Course) -> bool:
+    if course.ags_lineitems_url:
+        return True
+    return db.session.scalar(select(ResourceLink.id).where(
+        ResourceLink.course_id == course.id, ResourceLink.ags_lineitem_url.is_not(None)).limit(1)) is not None
+
+
+def queue_grades(course_id: int, student_ids=None) -> int:
+    """Mark students' grades as changed, in the caller's transaction; None means every active student."""
+    course = db.session.get(Course, course_id)
+    if course is None or not course_has_ags(course):
+        return 0
+    if student_ids is None:
+        student_ids = db.session.scalars(select(Enrollment.user_id).where(
+            Enrollment.course_id == course_id, Enrollment.role == "student")).all()
+    student_ids = list(dict.fromkeys(student_ids))
+    if not student_ids:
+        return 0
+    now = clock.now()
+    existing = {row.student_id: row for row in db.session.scalars(select(GradeDelivery).where(
+        GradeDelivery.course_id == course_id, GradeDelivery.student_id.in_(student_ids)))}
+    for student_id in student_ids:
+        row = existing.get(student_id)
+        if row is None:
+            try:
+                with db.session.begin_nested():
+                    db.session.add(GradeDelivery(course_id=course_id, student_id=student_id, version=1,
+                                                 state="pending", next_attempt_at=now))
+                continue
+            except IntegrityError:  # another transaction created it first: bump that row instead
+                row = db.session.scalar(select(GradeDelivery).filter_by(course_id=course_id, student_id=student_id))
+        row.version = GradeDelivery.version + 1
+        row.state, row.next_attempt_at, row.attempts = "pending", now, 0
+    return len(student_ids)
+
+
+# -- delivering --------------------------------------------------------------------------------
+def service_client(registration: Registration) -> ServiceClient:
+    app = current_app
+    return ServiceClient(
+        PlatformAccount(registration.issuer, registration.client_id, registration.auth_token_url,
+                        registration.auth_audience),
+        app.extensions["lti_keys"], app.extensions["lti_token_cache"], app.extensions["lti_http"],
+        timeout=app.config["LTI_HTTP_TIMEOUT"])
+
+
+def _claim(limit: int) -> list[tuple[int, int]]:
+    """Lease due rows to this worker: (row id, version). PostgreSQL skips rows another worker holds."""
+    now = clock.now()
+    lease = now + timedelta(seconds=current_app.config["GRADE_CLAIM_SECONDS"])
+    query = (select(GradeDelivery.id, GradeDelivery.version)
+             .where(GradeDelivery.state == "pending", GradeDelivery.next_attempt_at <= now,
+                    or_(GradeDelivery.claimed_until.is_(None), GradeDelivery.claimed_until < now))
+             .order_by(GradeDelivery.next_attempt_at).limit(limit))
+    if db.engine.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    rows = db.session.execute(query).all()
+    claimed = []
+    for row in rows:
+        # The conditional update makes the lease safe on SQLite too, where there is no SKIP LOCKED.
+        result = db.session.execute(update(GradeDelivery).where(
+            GradeDelivery.id == row.id, or_(GradeDelivery.claimed_until.is_(None), GradeDelivery.claimed_until < now))
+            .values(claimed_until=lease))
+        if result.rowcount:
+            claimed.append((row.id, row.version))
+    db.session.commit()
+    return claimed
+
+
+def _backoff(attempts: int, retry_after: float | None) -> float:
+    cap = current_app.config["GRADE_RETRY_MAX_SECONDS"]
+    delay = min(cap, 2 ** min(attempts, 10)) * random.uniform(0.5, 1.0)
+    return max(delay, retry_after or 0.0)
+
+
+@dataclass
+class _CourseTargets:
+    client: ServiceClient
+    line_items: list[str] = field(default_factory=list)
+    error: ServiceError | None = None
+
+
+def _resolve_line_items(course: Course, client: ServiceClient, force: bool = False) -> list[str]:
+    """The course's attendance line items: the launch's, else found by resource link and tag, else created once."""
+    cfg = current_app.config
+    links = db.session.scalars(select(ResourceLink).where(ResourceLink.course_id == course.id)
+                               .order_by(ResourceLink.id)).all()
+    urls = []
+    for link in links:
+        if link.ags_lineitem_url and not force:
+            urls.append(link.ags_lineitem_url)
+            continue
+        if not course.ags_lineitems_url:
+            continue
+        found = client.find_line_items(course.ags_lineitems_url, resource_link_id=link.resource_link_id,
+                                       tag=cfg["GRADE_LINE_ITEM_TAG"], scopes=AGS_SCOPES)
+        found = [item for item in found if item.get("id") and item.get("resourceLinkId", link.resource_link_id)
+                 == link.resource_link_id and item.get("tag", cfg["GRADE_LINE_ITEM_TAG"]) == cfg["GRADE_LINE_ITEM_TAG"]]
+        if found:
+            link.ags_lineitem_url = found[0]["id"]
+        else:
+            created = client.create_line_item(course.ags_lineitems_url, {
+                "scoreMaximum": cfg["GRADE_SCORE_MAXIMUM"], "label": cfg["GRADE_LINE_ITEM_LABEL"],
+                "tag": cfg["GRADE_LINE_ITEM_TAG"], "resourceLinkId": link.resource_link_id}, AGS_SCOPES)
+            link.ags_lineitem_url = created.get("id")
+        db.session.commit()
+        if link.ags_lineitem_url:
+            urls.append(link.ags_lineitem_url)
+    return urls
+
+
+def _timestamp(previous: datetime | None) -> datetime:
+    """Strictly increasing, at least a second apart: Moodle compares to the second, Canvas refuses older ones."""
+    now = clock.now()
+    if previous is not None and now < previous + timedelta(seconds=1):
+        return previous + timedelta(seconds=1)
+    return now
+
+
+def _iso_ms(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def deliver_due(limit: int | None = None) -> int:
+    """Deliver the grades that are due; answer how many rows were handled."""
+    claimed = _claim(limit or current_app.config["GRADE_WORKER_BATCH"])
+    if not claimed:
+        return 0
+    versions = dict(claimed)
+    rows = db.session.scalars(select(GradeDelivery).where(GradeDelivery.id.in_(versions))).all()
+    by_course: dict[int, list[GradeDelivery]] = defaultdict(list)
+    for row in rows:
+        by_course[row.course_id].append(row)
+    for course_id, course_rows in by_course.items():
+        _deliver_course(db.session.get(Course, course_id), course_rows, versions)
+    return len(claimed)
+
+
+def _deliver_course(course: Course, rows: list[GradeDelivery], versions: dict[int, int]) -> None:
+    registration = db.session.get(Registration, course.registration_id)
+    client = service_client(registration)
+    try:
+        line_items = _resolve_line_items(course, client)
+    except ServiceError as exc:
+        for row in rows:
+            _failed(row, exc, "line item", versions[row.id])
+        db.session.commit()
+        return
+    if not line_items:
+        for row in rows:
+            _failed(row, ServiceError("The LMS gave no line item for this course.", 404), "line item", versions[row.id])
+        db.session.commit()
+        return
+    grades = compute_grades(course.id, [row.student_id for row in rows])
+    users = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_([r.student_id for r in rows])))}
+    for row in rows:
+        grade = grades[row.student_id]
+        try:
+            if grade.score is not None:
+                _post_everywhere(course, client, line_items, row, users[row.student_id], grade)
+        except ServiceError as exc:
+            _failed(row, exc, "score", versions[row.id])
+        else:
+            row.delivered_version = versions[row.id]
+            row.state = _unless_changed(versions[row.id], "delivered")
+            row.attempts, row.last_error, row.last_status = 0, None, 200
+            row.last_score, row.last_comment = grade.score, grade.comment
+            row.delivered_at = clock.now()
+        row.claimed_until = None
+        db.session.commit()
+
+
+def _post_everywhere(course, client, line_items, row, user, grade) -> None:
+    cfg = current_app.config
+    for index, url in enumerate(list(line_items)):
+        for attempt in range(3):
+            timestamp = _timestamp(row.last_timestamp)
+            score = {"userId": user.sub, "scoreGiven": grade.score, "scoreMaximum": cfg["GRADE_SCORE_MAXIMUM"],
+                     "activityProgress": "Completed", "gradingProgress": "FullyGraded",
+                     "timestamp": _iso_ms(timestamp), "comment": grade.comment}
+            try:
+                client.post_score(url, score, AGS_SCOPES)
+                row.last_timestamp = timestamp
+                break
+            except ServiceError as exc:
+                if exc.status in (400, 409) and "timestamp" in (exc.body or "").lower() or exc.status == 409:
+                    row.last_timestamp = timestamp  # the LMS holds a newer or equal one: step past it
+                    continue
+                if exc.status == 404 and attempt == 0:
+                    # The line item was deleted in the LMS: find or create it again, once.
+                    line_items[:] = _resolve_line_items(course, client, force=True)
+                    url = line_items[index] if index < len(line_items) else url
+                    continue
+                raise
+        else:
+            raise ServiceError("The LMS kept refusing the score timestamp.", 409)
+
+
+def _unless_changed(claimed_version: int, state: str):
+    """The state to write, unless a change arrived while we delivered: then the row stays pending.
+
+    Evaluated by the database in the UPDATE, so a concurrent `queue_grades` is never overwritten.
+    """
+    return case((GradeDelivery.version == claimed_version, state), else_="pending")
+
+
+def _failed(row: GradeDelivery, exc: ServiceError, stage: str, claimed_version: int) -> None:
+    row.last_status = exc.status
+    row.last_error = f"{stage}: {exc.message}" + (f" — {exc.body[:300]}" if exc.body else "")
+    row.claimed_until = None
+    if exc.transient:
+        row.attempts += 1
+        row.state = "pending"
+        row.next_attempt_at = clock.now() + timedelta(seconds=_backoff(row.attempts, exc.retry_after))
+    else:
+        row.state = _unless_changed(claimed_version, "failed")  # a 4xx that will not heal: shown, retried on demand
+
+
+def retry_failed(course_id: int, student_id: int | None = None) -> int:
+    """Put failed deliveries back in the queue, now."""
+    query = update(GradeDelivery).where(GradeDelivery.course_id == course_id, GradeDelivery.state == "failed")
+    if student_id is not None:
+        query = query.where(GradeDelivery.student_id == student_id)
+    count = db.session.execute(query.values(state="pending", attempts=0, next_attempt_at=clock.now())).rowcount
+    db.session.commit()
+    return count
+
+
+# -- the worker --------------------------------------------------------------------------------
+def run_worker(app: Flask, stop: threading.Event, interval: float | None = None) -> None:
+    """Deliver grades until stop is set."""
+    interval = interval or app.config["GRADE_WORKER_INTERVAL"]
+    while not stop.is_set():
+        handled = 0
+        try:
+            with app.app_context():
+                handled = deliver_due()
+                db.session.remove()
+        except Exception:  # the worker must survive a bad row or a database hiccup
+            log.exception("grade delivery round failed")
+        if not handled:
+            stop.wait(interval)
+
+
+def start_worker_thread(app: Flask) -> threading.Event:
+    stop = threading.Event()
+    threading.Thread(target=run_worker, args=(app, stop), name="grade-worker", daemon=True).start()
+    return stop
+
+
+def http_session() -> requests.Session:
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=32)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
