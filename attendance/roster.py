@@ -91,7 +91,8 @@ def sync_roster(course: Course) -> RosterResult:
             updated += 1
     deactivated = 0
     for user_id, enrollment in enrollments.items():
-        if user_id not in seen and enrollment.active and enrollment.source != "admin":
+        # An empty roster is a platform fault (a course has at least its teacher), not everyone leaving.
+        if members and user_id not in seen and enrollment.active and enrollment.source != "admin":
             enrollment.active = False  # left the course in the LMS
             deactivated += 1
     course.roster_synced_at = clock.now()
