@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from functools import wraps
 
 from flask import g, request, session
-from flask_wtf.csrf import CSRFError, validate_csrf
+from flask_wtf.csrf import validate_csrf
+from wtforms.validators import ValidationError
 
 from attendance.errors import ApiError
 from lti.exceptions import LaunchTokenError
@@ -54,7 +55,7 @@ def current_principal() -> Principal:
             raise ApiError("csrf_missing", "The X-CSRFToken header is missing.", 403)
         try:
             validate_csrf(token)
-        except (CSRFError, Exception) as exc:  # flask-wtf raises ValidationError for a bad token
+        except ValidationError as exc:
             raise ApiError("csrf_missing", "The CSRF token is missing, invalid or expired.", 403) from exc
     g.principal = Principal.from_claims(claims, "session")
     return g.principal

@@ -201,7 +201,11 @@ def record_check_in(principal: Principal, code: str, where: Where, client: Clien
     now = clock.now()
     if principal.course_id is None:
         raise ApiError("not_found", "This launch is not inside a course.", 404)
+    # Only a student still enrolled (and active) in the course may check in: joined here, not a second query.
     query = (select(ClassSession, CoursePolicy).outerjoin(CoursePolicy, CoursePolicy.course_id == ClassSession.course_id)
+             .join(Enrollment, and_(Enrollment.course_id == ClassSession.course_id,
+                                    Enrollment.user_id == principal.user_id, Enrollment.active.is_(True),
+                                    Enrollment.role == "student"))
              .where(ClassSession.course_id == principal.course_id, ClassSession.checkin_opened_at.is_not(None),
                     ClassSession.checkin_closed_at.is_(None), ClassSession.closed_at.is_(None)))
     if class_session_id is not None:
