@@ -134,7 +134,11 @@ class ToolDynamicRegistration(DynamicRegistration):
 
     def get_openid_configuration(self) -> dict:
         url = self.openid_configuration_url
-        if urlsplit(url).scheme not in ("http", "https"):
+        try:
+            scheme = urlsplit(url).scheme
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            scheme = ""
+        if scheme not in ("http", "https"):
             raise RegistrationError("The openid_configuration parameter must be an http(s) URL.")
         try:
             response = requests.get(url, headers=self._headers(), timeout=self.timeout)

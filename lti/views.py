@@ -110,8 +110,8 @@ def _retry_url(form: dict) -> str | None:
     return url_for("lti.login") + "?" + urlencode(params)
 
 
-@bp.route("/lti/jwks")
 @bp.route("/.well-known/jwks.json")
+@bp.route("/lti/jwks")  # the inner route is the one url_for builds
 def jwks():
     """The tool's public keys: the current one and any still in their rotation grace period."""
     response = jsonify(current_app.extensions["lti_keys"].jwks())

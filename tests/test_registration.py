@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
 
 import pytest
 from sqlalchemy import func, select
@@ -467,6 +468,7 @@ def test_platform_failures_answer_a_4xx_page_and_store_nothing(app, client, plat
     "file:///etc/passwd",       # not http(s)
     "ftp://127.0.0.1/openid-configuration",
     "not a url",
+    "http://[::1/openid-configuration",  # urlsplit raises ValueError: still a 400, not a 500
 ])
 def test_bad_openid_configuration_parameter(app, client, openid_configuration):
     response = register(client, openid_configuration, "tok")
@@ -483,3 +485,50 @@ def test_unreachable_openid_configuration(app, client):
     assert response.status_code == 400, html[:800]
     assert body_attr(html, "data-error") == "registration_failed"
     assert counts(app) == (0, 0)
+
+
+def test_slow_platform_times_out_with_a_4xx(make_app, platforms):
+    app = make_app(LTI_HTTP_TIMEOUT=0.5)
+    moodle = moodle_platform(platforms)
+
+    def slow(request):
+        time.sleep(2)
+        return json_response(moodle_openid_configuration(moodle))
+    moodle.handlers[MOODLE_CONFIG_PATH] = slow
+    started = time.monotonic()
+    response = register(app.test_client(), moodle.url + MOODLE_CONFIG_PATH, "moodle-reg-token")
+    assert time.monotonic() - started < 1.8
+    assert response.status_code == 400
+    assert body_attr(response.get_data(as_text=True), "data-error") == "registration_failed"
+    assert counts(app) == (0, 0)
+
+
+@pytest.mark.parametrize("offered, stored", [
+    (["RS256", "HS256", "none"], ["RS256"]),   # never a symmetric or unsigned algorithm
+    (["ES256", "RS256"], ["ES256", "RS256"]),
+    (["HS256"], ["RS256"]),
+    (None, ["RS256"]),
+])
+def test_id_token_algorithms_kept_from_the_configuration(app, client, platforms, offered, stored):
+    moodle = moodle_platform(platforms)
+    config = moodle_openid_configuration(moodle)
+    if offered is None:
+        del config["id_token_signing_alg_values_supported"]
+    else:
+        config["id_token_signing_alg_values_supported"] = offered
+    moodle.handlers[MOODLE_CONFIG_PATH] = lambda request: json_response(config)
+    assert register(client, moodle.url + MOODLE_CONFIG_PATH, "moodle-reg-token").status_code == 200
+    with app.app_context():
+        assert db.session.scalar(select(Registration)).id_token_algs == stored
+
+
+def test_numeric_deployment_id_is_stored_as_text(app, client, launcher, platforms):
+    moodle = moodle_platform(platforms, client_id="NumDep")
+    moodle.handlers[MOODLE_REGISTRATION_PATH] = registration_endpoint("NumDep", 12)
+    assert register(client, moodle.url + MOODLE_CONFIG_PATH, "moodle-reg-token").status_code == 200
+    with app.app_context():
+        assert [d.deployment_id for d in db.session.scalars(select(Deployment))] == ["12"]
+    moodle.client_id, moodle.deployment_id = "NumDep", "12"
+    assert launcher.launch(moodle, "instructor").status_code == 200
+    with app.app_context():
+        assert [d.onboarded_by_launch for d in db.session.scalars(select(Deployment))] == [False]
