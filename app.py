@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config
-from extensions import csrf, db, limiter, migrate, sock
+from extensions import csrf, db, migrate, sock
 
 ROOT = Path(__file__).resolve().parent
 
@@ -44,7 +44,6 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     sock.init_app(app)
     csrf.init_app(app)
-    limiter.init_app(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         from sqlalchemy import event
 
@@ -80,6 +79,10 @@ def register_lti_services(app: Flask) -> None:
     app.extensions["lti_http"] = http_session()
 
     app.extensions["attendance_broker"] = make_broker(app.config["REDIS_URL"], app.config["REDIS_PREFIX"])
+    from attendance.ratelimit import WrongCodeLimiter
+
+    app.extensions["attendance_wrong_codes"] = WrongCodeLimiter(app.config["RATELIMIT_STORAGE_URI"],
+                                                                app.config["REDIS_PREFIX"] + "limits:")
 
 
 def register_blueprints(app: Flask) -> None:

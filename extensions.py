@@ -1,8 +1,6 @@
 """Flask extensions, created unbound and bound to the app in create_app()."""
 from datetime import timezone
 
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sock import Sock
 from flask_sqlalchemy import SQLAlchemy
@@ -29,7 +27,6 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 sock = Sock()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)
 
 
 class UTCDateTime(TypeDecorator):

@@ -7,13 +7,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import segno
 from flask import Blueprint, current_app, jsonify, request, send_file
-from flask_limiter.util import get_remote_address
 from sqlalchemy import func, select
 
 from attendance import clock, grades, justifications, roster, services, student_views
 from attendance.auth import current_principal, require_role
 from attendance.errors import ApiError
 from attendance.inputs import load
+from attendance.ratelimit import wrong_codes
 from attendance.models import (
     AttendanceRecord, ClassSession, Course, CoursePolicy, Enrollment, GradeDelivery, Justification, User,
 )
@@ -23,7 +23,7 @@ from attendance.schemas import (
     ValidateIn,
 )
 from attendance.student_views import zone
-from extensions import csrf, db, limiter
+from extensions import csrf, db
 from lti.services import ServiceError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -117,27 +117,12 @@ def qr_code():
 
 
 # -- check-in ----------------------------------------------------------------------------------
-def _student_key() -> str:
-    try:
-        return f"student:{current_principal().user_id}"
-    except ApiError:
-        return f"anonymous:{get_remote_address()}"
-
-
-def _wrong_code(response) -> bool:
-    if response.status_code != 400:
-        return False
-    body = response.get_json(silent=True) or {}
-    return body.get("error", {}).get("code") == "invalid_attendance_code"
-
-
 @bp.post("/submit-attendance/")
-@limiter.limit(lambda: current_app.config["WRONG_CODE_LIMIT_STUDENT"], key_func=_student_key,
-               deduct_when=_wrong_code, scope="wrong-code-student")
-@limiter.limit(lambda: current_app.config["WRONG_CODE_LIMIT_ADDRESS"], key_func=get_remote_address,
-               deduct_when=_wrong_code, scope="wrong-code-address")
 @require_role(STUDENT)
 def submit_attendance():
+    principal = current_principal()
+    limiter = wrong_codes()
+    limiter.check(principal.user_id, request.remote_addr)  # before the code is judged: no guessing past it
     data = load(SubmitAttendanceIn)
     where = services.Where(
         latitude=data.get("latitude", data.get("simulated_latitude")),
@@ -145,8 +130,13 @@ def submit_attendance():
         accuracy_m=data.get("accuracy_m"))
     client = services.Client(ip=request.remote_addr, user_agent=request.headers.get("User-Agent", ""),
                              device_id=data.get("device_id"))
-    record = services.record_check_in(current_principal(), data["attendance_code"], where, client,
-                                      data.get("class_session_id"))
+    try:
+        record = services.record_check_in(principal, data["attendance_code"], where, client,
+                                          data.get("class_session_id"))
+    except ApiError as exc:
+        if exc.code == "invalid_attendance_code":
+            limiter.count_wrong(principal.user_id, request.remote_addr)
+        raise
     return ok(201, attendance={"id": record.id, "class_session_id": record.class_session_id, "status": record.status,
                                "submitted_at": services.iso(record.submitted_at),
                                "location_flag": record.location_flag})

@@ -24,9 +24,10 @@ HTTP_CODES = {
 class ApiError(Exception):
     """An expected failure of an API call: a code, an HTTP status, a message and maybe per-field errors."""
 
-    def __init__(self, code: str, message: str, status: int = 400, fields: dict | None = None):
+    def __init__(self, code: str, message: str, status: int = 400, fields: dict | None = None,
+                 headers: dict | None = None):
         super().__init__(message)
-        self.code, self.message, self.status, self.fields = code, message, status, fields
+        self.code, self.message, self.status, self.fields, self.headers = code, message, status, fields, headers
 
 
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:
@@ -45,7 +46,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
-        return jsonify(error_body(exc.code, exc.message, exc.fields)), exc.status
+        return jsonify(error_body(exc.code, exc.message, exc.fields)), exc.status, exc.headers or {}
 
     @app.errorhandler(LtiError)
     def lti_error(exc: LtiError):

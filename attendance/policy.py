@@ -9,6 +9,10 @@ from attendance.models import CoursePolicy
 from extensions import db
 
 
+POLICY_COLUMNS = ("points_present", "points_late", "points_absent", "present_minutes", "late_minutes",
+                  "code_rotation_seconds", "campus_networks", "drop_lowest", "denominator")
+
+
 @dataclass(frozen=True)
 class Policy:
     points_present: float
@@ -22,19 +26,20 @@ class Policy:
     denominator: str = "closed"  # closed sessions so far, or every scheduled session
 
     @classmethod
-    def of(cls, row: CoursePolicy | None) -> "Policy":
+    def of(cls, row) -> "Policy":
+        """From a CoursePolicy row, or any row with its column names (None where the course has no policy)."""
         cfg = current_app.config
 
         def pick(attr, key):
             value = getattr(row, attr, None) if row is not None else None
             return cfg[key] if value is None else value
 
-        networks = row.campus_networks if row is not None and row.campus_networks is not None else cfg["CAMPUS_NETWORKS"]
+        networks = getattr(row, "campus_networks", None) if row is not None else None
         return cls(pick("points_present", "POINTS_PRESENT"), pick("points_late", "POINTS_LATE"),
                    pick("points_absent", "POINTS_ABSENT"), pick("present_minutes", "CHECKIN_PRESENT_MINUTES"),
                    pick("late_minutes", "CHECKIN_LATE_MINUTES"), pick("code_rotation_seconds", "CODE_ROTATION_SECONDS"),
-                   tuple(networks or ()), (row.drop_lowest or 0) if row is not None else 0,
-                   (row.denominator or "closed") if row is not None else "closed")
+                   tuple(cfg["CAMPUS_NETWORKS"] if networks is None else networks),
+                   getattr(row, "drop_lowest", None) or 0, getattr(row, "denominator", None) or "closed")
 
 
 def policy_for(course_id: int) -> Policy:

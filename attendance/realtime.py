@@ -60,6 +60,10 @@ class LocalBroker:
     def publish(self, channel: str, message: dict) -> None:
         self.deliver(channel, message)
 
+    def publish_many(self, messages: list[tuple[str, dict]]) -> None:
+        for channel, message in messages:
+            self.publish(channel, message)
+
 
 class RedisBroker(LocalBroker):
     """Publish through Redis; one listener thread per process delivers to that process's sockets."""
@@ -76,6 +80,12 @@ class RedisBroker(LocalBroker):
 
     def publish(self, channel: str, message: dict) -> None:
         self.redis.publish(self.prefix + channel, json.dumps(message))
+
+    def publish_many(self, messages: list[tuple[str, dict]]) -> None:
+        pipe = self.redis.pipeline(transaction=False)  # one round trip for all of them
+        for channel, message in messages:
+            pipe.publish(self.prefix + channel, json.dumps(message))
+        pipe.execute()
 
     def subscribe(self, *channels: str) -> Subscription:
         self._ensure_listener()

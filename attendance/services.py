@@ -5,6 +5,7 @@ real-time messages after the commit.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import uuid
@@ -12,8 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, case, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import aliased
 
 from attendance import clock, codes, geo, realtime
 from attendance.auth import Principal
@@ -22,7 +25,7 @@ from attendance.models import (
     ABSENT, LATE, PRESENT, AttendanceRecord, AuditEntry, ClassSession, Course, CoursePolicy, Enrollment, User,
 )
 from attendance.grades import queue_grades
-from attendance.policy import Policy, policy_for
+from attendance.policy import POLICY_COLUMNS, Policy, policy_for
 from attendance.risk import RiskSignals, score_check_in
 from attendance.roster import sync_roster
 from extensions import db
@@ -195,65 +198,102 @@ def on_campus(ip: str | None, networks: tuple[str, ...]) -> bool | None:
     return False
 
 
+@functools.cache
+def _checkin_query(one_session: bool):
+    """The hot path's SELECT, built once: open sessions of the course with their policy, the student's
+    active enrollment and name, and how many other students share the device or the address."""
+    peer_device, peer_ip = aliased(AttendanceRecord), aliased(AttendanceRecord)
+    same_device = select(func.count()).where(
+        peer_device.class_session_id == ClassSession.id, peer_device.device_hash == bindparam("device_hash"),
+        peer_device.student_id != bindparam("student_id")).scalar_subquery()
+    same_ip = select(func.count()).where(
+        peer_ip.class_session_id == ClassSession.id, peer_ip.ip == bindparam("ip"),
+        peer_ip.student_id != bindparam("student_id")).scalar_subquery()
+    # Plain columns, not ORM entities: the hot path skips identity-map bookkeeping for rows it only reads.
+    session_columns = [ClassSession.id, ClassSession.code_secret, ClassSession.starts_at,
+                       ClassSession.checkin_opened_at, ClassSession.latitude, ClassSession.longitude,
+                       ClassSession.radius_m, ClassSession.present_minutes.label("session_present_minutes"),
+                       ClassSession.late_minutes.label("session_late_minutes")]
+    policy_columns = [getattr(CoursePolicy, name) for name in POLICY_COLUMNS]
+    student_columns = [User.name.label("student_name"), User.email.label("student_email"),
+                       User.sub.label("student_sub")]
+    query = (select(*session_columns, *policy_columns, *student_columns, same_device.label("same_device"),
+                    same_ip.label("same_ip"))
+             .outerjoin(CoursePolicy, CoursePolicy.course_id == ClassSession.course_id)
+             .join(Enrollment, and_(Enrollment.course_id == ClassSession.course_id,  # enrolled and active only
+                                    Enrollment.user_id == bindparam("student_id"), Enrollment.active.is_(True),
+                                    Enrollment.role == "student"))
+             .join(User, User.id == Enrollment.user_id)
+             .where(ClassSession.course_id == bindparam("course_id"), ClassSession.checkin_opened_at.is_not(None),
+                    ClassSession.checkin_closed_at.is_(None), ClassSession.closed_at.is_(None)))
+    if one_session:
+        query = query.where(ClassSession.id == bindparam("class_session_id"))
+    return query
+
+
+@functools.cache
+def _checkin_insert(dialect: str):
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id: a duplicate check-in costs no exception and no rollback."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return (insert(AttendanceRecord).on_conflict_do_nothing(index_elements=["class_session_id", "student_id"])
+            .returning(AttendanceRecord.id))
+
+
 def record_check_in(principal: Principal, code: str, where: Where, client: Client,
                     class_session_id: int | None = None) -> AttendanceRecord:
-    """Check a student in with the code on the screen: one transaction, a few statements whatever the class size."""
+    """Check a student in with the code on the screen.
+
+    The hot path: one SELECT (open sessions, the course policy, the student's active enrollment and
+    name, and the peers sharing their device or address), one INSERT, one COMMIT — whatever the class
+    size — and the real-time publish after the commit.
+    """
     now = clock.now()
     if principal.course_id is None:
         raise ApiError("not_found", "This launch is not inside a course.", 404)
-    # Only a student still enrolled (and active) in the course may check in: joined here, not a second query.
-    query = (select(ClassSession, CoursePolicy).outerjoin(CoursePolicy, CoursePolicy.course_id == ClassSession.course_id)
-             .join(Enrollment, and_(Enrollment.course_id == ClassSession.course_id,
-                                    Enrollment.user_id == principal.user_id, Enrollment.active.is_(True),
-                                    Enrollment.role == "student"))
-             .where(ClassSession.course_id == principal.course_id, ClassSession.checkin_opened_at.is_not(None),
-                    ClassSession.checkin_closed_at.is_(None), ClassSession.closed_at.is_(None)))
-    if class_session_id is not None:
-        query = query.where(ClassSession.id == class_session_id)
-    candidates = db.session.execute(query).all()
+    device_hash, ua_hash = _digest(client.device_id), _digest(client.user_agent)
+    params = {"course_id": principal.course_id, "student_id": principal.user_id, "device_hash": device_hash,
+              "ip": client.ip, "class_session_id": class_session_id}
+    query = _checkin_query(class_session_id is not None)
     grace = current_app.config["CODE_GRACE_SECONDS"]
-    session = policy = None
-    for row_session, row_policy in candidates:
-        row_policy = Policy.of(row_policy)
-        if codes.matches(row_session.code_secret, code, now, row_policy.code_rotation_seconds, grace):
-            session, policy = row_session, row_policy
+    match = policy = None
+    for row in db.session.execute(query, params).all():
+        row_policy = Policy.of(row)
+        if codes.matches(row.code_secret, code, now, row_policy.code_rotation_seconds, grace):
+            match, policy = row, row_policy
             break
-    if session is None:
+    if match is None:
         raise ApiError("invalid_attendance_code", "The code is wrong or has expired.", 400)
+    session = ClassSession(id=match.id, starts_at=match.starts_at, checkin_opened_at=match.checkin_opened_at,
+                           present_minutes=match.session_present_minutes, late_minutes=match.session_late_minutes,
+                           latitude=match.latitude, longitude=match.longitude, radius_m=match.radius_m)
+    student = User(id=principal.user_id, name=match.student_name, email=match.student_email, sub=match.student_sub)
+    same_device, same_ip = int(match.same_device or 0), int(match.same_ip or 0)
     present_until, late_until = window_of(session, policy)
     if now > late_until:
         raise ApiError("checkin_closed", "Check-in for this class has closed.", 409)
-    status = PRESENT if now <= present_until else LATE
 
     room = (session.latitude, session.longitude, session.radius_m) if session.latitude is not None else None
     cfg = current_app.config
     verdict = geo.judge(where.latitude, where.longitude, where.accuracy_m, room,
                         cfg["GEOFENCE_ACCURACY_CAP_M"], cfg["GEOFENCE_POOR_ACCURACY_M"])
-    device_hash, ua_hash = _digest(client.device_id), _digest(client.user_agent)
-    same_device, same_ip = db.session.execute(
-        select(func.coalesce(func.sum(case((and_(AttendanceRecord.device_hash.is_not(None),
-                                                 AttendanceRecord.device_hash == device_hash), 1), else_=0)), 0),
-               func.coalesce(func.sum(case((AttendanceRecord.ip == client.ip, 1), else_=0)), 0))
-        .where(AttendanceRecord.class_session_id == session.id, AttendanceRecord.student_id != principal.user_id)
-    ).one()
     risk = score_check_in(RiskSignals(
         location_flag=verdict.flag, distance_m=verdict.distance_m, accuracy_m=where.accuracy_m,
-        same_device_count=int(same_device or 0) if device_hash else 0, same_ip_count=int(same_ip or 0),
-        on_campus=on_campus(client.ip, policy.campus_networks),
+        same_device_count=same_device, same_ip_count=same_ip, on_campus=on_campus(client.ip, policy.campus_networks),
         seconds_before_window_end=(late_until - now).total_seconds()))
-    record = AttendanceRecord(
-        class_session_id=session.id, student_id=principal.user_id, status=status, source="checkin",
-        submitted_at=now, latitude=where.latitude, longitude=where.longitude, accuracy_m=where.accuracy_m,
-        distance_m=verdict.distance_m, location_flag=verdict.flag, ip=client.ip, user_agent_hash=ua_hash,
-        device_hash=device_hash, risk_score=risk.score, risk_level=risk.level, risk_reasons=risk.reasons)
-    db.session.add(record)
-    try:
-        db.session.commit()
-    except IntegrityError:
+    values = dict(
+        class_session_id=session.id, student_id=principal.user_id, status=PRESENT if now <= present_until else LATE,
+        source="checkin", submitted_at=now, latitude=where.latitude, longitude=where.longitude,
+        accuracy_m=where.accuracy_m, distance_m=verdict.distance_m, location_flag=verdict.flag, ip=client.ip,
+        user_agent_hash=ua_hash, device_hash=device_hash, risk_score=risk.score, risk_level=risk.level,
+        risk_reasons=risk.reasons, remark="", updated_at=now)
+    new_id = db.session.execute(_checkin_insert(db.engine.dialect.name), values).scalar()
+    if new_id is None:
         db.session.rollback()
-        raise ApiError("already_submitted", "You have already checked in to this class.", 409) from None
-    student = db.session.get(User, principal.user_id)
-    publish_record(record, student, "student_submission")
+        raise ApiError("already_submitted", "You have already checked in to this class.", 409)
+    record = AttendanceRecord(id=new_id, **values)  # transient objects: nothing to reload after the commit
+    message = submission_json(record, student)
+    db.session.commit()
+    publish_payload(record, message, "student_submission")
     return record
 
 
@@ -378,12 +418,16 @@ def submission_json(record: AttendanceRecord, student: User) -> dict:
 
 def publish_record(record: AttendanceRecord, student: User, kind: str) -> None:
     """Tell the session's teachers, and the student, about a record (after the commit)."""
-    payload = submission_json(record, student)
-    bus = realtime.broker()
-    bus.publish(realtime.session_channel(record.class_session_id), {"type": kind, "attendance": payload})
-    bus.publish(realtime.student_channel(record.class_session_id, record.student_id), {
-        "type": kind, "attendance": {"id": record.id, "class_session_id": record.class_session_id,
-                                     "status": record.status}})
+    publish_payload(record, submission_json(record, student), kind)
+
+
+def publish_payload(record: AttendanceRecord, payload: dict, kind: str) -> None:
+    realtime.broker().publish_many([
+        (realtime.session_channel(record.class_session_id), {"type": kind, "attendance": payload}),
+        (realtime.student_channel(record.class_session_id, record.student_id), {
+            "type": kind, "attendance": {"id": record.id, "class_session_id": record.class_session_id,
+                                         "status": record.status}}),
+    ])
 
 
 # -- risk review -------------------------------------------------------------------------------

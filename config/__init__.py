@@ -74,6 +74,5 @@ def load(instance_path: Path, overrides: dict | None = None) -> dict:
         settings["SECRET_KEY"] = _secret_key(instance_path, production)
     settings.update(overrides)
     settings.setdefault("RATELIMIT_STORAGE_URI", settings["REDIS_URL"] or "memory://")
-    settings.setdefault("RATELIMIT_KEY_PREFIX", settings["REDIS_PREFIX"] + "limits")
     settings["MAX_CONTENT_LENGTH"] = settings["MAX_UPLOAD_MB"] * 1024 * 1024 + 64 * 1024
     return settings
