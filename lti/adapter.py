@@ -40,6 +40,13 @@ STATE_PREFIX = "lti_state:"
 NONCE_PREFIX = "lti_nonce_used:"
 STATE_COOKIE_PREFIX = "lti_state_"
 ALLOWED_ALGS = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
+OBJECT_CLAIMS = {
+    Claim.RESOURCE_LINK: "resource link", Claim.DL_SETTINGS: "deep linking settings", Claim.CONTEXT: "context",
+    Claim.TOOL_PLATFORM: "tool platform", Claim.LAUNCH_PRESENTATION: "launch presentation",
+    Claim.AGS_ENDPOINT: "assignment and grade services", Claim.NRPS: "names and roles service",
+    Claim.CUSTOM: "custom",
+}
+MAX_ID_LENGTH = 255  # OIDC caps sub at 255; our id columns match
 LOGIN_PARAMS = ("iss", "login_hint", "target_link_uri", "lti_message_hint", "client_id", "lti_deployment_id")
 
 
@@ -69,7 +76,11 @@ def _tool_conf() -> DatabaseToolConf:
 
 
 def _origin(url: str) -> str:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return ""
     return f"{parts.scheme}://{parts.netloc}"
 
 
@@ -198,7 +209,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         if not isinstance(header, dict) or not isinstance(self._jwt.get("body"), dict):
             raise LaunchError("The id_token header or body is not a JSON object.")
         alg = header.get("alg")
-        if alg not in ALLOWED_ALGS:
+        if not isinstance(alg, str) or alg not in ALLOWED_ALGS:
             raise TokenError(f'The id_token algorithm "{alg}" is not accepted; use RS256.')
         if not header.get("kid"):
             raise TokenError('The id_token header has no "kid".')
@@ -277,6 +288,10 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             )
         except jwt.InvalidTokenError as exc:
             raise TokenError(f"The id_token is not valid: {exc}") from exc
+        for name in ("iat", "exp", "nbf"):
+            value = claims.get(name)
+            if (value is not None or name != "nbf") and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise TokenError(f'The id_token "{name}" must be a number of seconds.')
         if time.time() - claims["iat"] > cfg["LTI_MAX_TOKEN_AGE"] + cfg["LTI_CLOCK_LEEWAY"]:
             raise TokenError("The id_token is too old; launch the tool again.")
         self._jwt["body"] = claims
@@ -320,11 +335,23 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             raise LaunchError("The id_token version must be 1.3.0.")
         if not isinstance(body.get(Claim.ROLES), list):
             raise LaunchError("The id_token has no roles claim.")
+        for claim, label in OBJECT_CLAIMS.items():
+            if claim in body and not isinstance(body[claim], dict):
+                raise LaunchError(f"The id_token {label} claim must be a JSON object.")
+        for name, value in (("sub", body.get("sub")), ("deployment_id", body.get(Claim.DEPLOYMENT_ID)),
+                            ("context id", (body.get(Claim.CONTEXT) or {}).get("id")),
+                            ("resource link id", (body.get(Claim.RESOURCE_LINK) or {}).get("id"))):
+            if value is not None and (not isinstance(value, str) or len(value) > MAX_ID_LENGTH):
+                raise LaunchError(f"The id_token {name} must be a string of at most {MAX_ID_LENGTH} characters.")
+        if message_type == MessageType.DEEP_LINKING:
+            return_url = (body.get(Claim.DL_SETTINGS) or {}).get("deep_link_return_url")
+            if not isinstance(return_url, str) or not return_url:
+                raise LaunchError("The deep linking settings have no return URL (deep_link_return_url).")
         for validator in get_validators():
             if validator.can_validate(body):
                 try:
                     validator.validate(body)
-                except LtiException as exc:
+                except (LtiException, AttributeError, TypeError, ValueError) as exc:
                     raise LaunchError(f"The launch message is invalid: {exc}") from exc
 
 
