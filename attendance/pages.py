@@ -1,18 +1,24 @@
-"""What a launch lands on: the role's home page, or the deep linking confirmation."""
+"""The HTML pages: what a launch lands on (role page or deep linking), the projector view, the QR landing page and the admin overview."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
 
-from flask import Blueprint, current_app, render_template, request, session
+from flask import Blueprint, current_app, jsonify, make_response, render_template, request, session
 from flask_wtf.csrf import generate_csrf
+from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
 
-from attendance.auth import SESSION_KEY
+from attendance import services
+from attendance.auth import SESSION_KEY, Principal, current_principal, require_role
 from attendance.errors import ApiError
+from attendance.models import AttendanceRecord, AuditEntry, ClassSession, Course, Enrollment, User
 from attendance.provisioning import provision
+from attendance.student_views import zone
 from extensions import csrf, db
 from lti.deep_linking import attendance_resource, deep_linking_response_jwt
-from lti.exceptions import LtiError
+from lti.exceptions import LaunchTokenError, LtiError
 from lti.launch import DeepLinkingSettings, Launch
 from lti.models import Registration
 from lti.roles import ADMIN, NONE, STUDENT, TEACHER
@@ -22,7 +28,7 @@ from lti.tool_config import DatabaseToolConf
 from lti.views import tool_url
 
 bp = Blueprint("pages", __name__)
-csrf.exempt(bp)  # the deep linking form carries its launch token instead of a cookie-bound CSRF token
+csrf.exempt(bp)  # the deep linking and admin forms carry a launch token instead of a cookie-bound CSRF token
 
 DEEP_LINK_PREFIX = "deep_link:"
 TEMPLATES = {TEACHER: "pages/teacher.html", STUDENT: "pages/student.html", ADMIN: "pages/admin.html"}
@@ -66,6 +72,8 @@ def handle_launch(launch: Launch):
         return render_template("pages/deep_link.html", settings=launch.deep_linking_settings, **context)
     if role == NONE:
         return render_template("pages/no_access.html", **context)
+    if role == ADMIN:
+        context.update(admin_overview(launch.registration_id))
     return render_template(TEMPLATES[role], **context)
 
 
@@ -90,3 +98,128 @@ def deep_link_confirm():
         DatabaseToolConf(keys).to_pylti(registration), keys.current().kid, deployment.deployment_id, settings, [resource]
     )
     return render_template("pages/deep_link_return.html", return_url=settings.return_url, jwt=jwt_value)
+
+
+# -- projector view -----------------------------------------------------------------------------
+@bp.get("/projector/<int:class_session_id>")
+def projector(class_session_id: int):
+    """The full-screen code screen; its launch token travels in the URL fragment, never to the server."""
+    response = make_response(render_template("pages/projector.html", class_session_id=class_session_id))
+    return _private(response)
+
+
+@bp.get("/projector/<int:class_session_id>/context")
+@require_role(TEACHER)
+def projector_context(class_session_id: int):
+    """What the projector shows besides the code: the course and the session (Bearer teacher token)."""
+    principal = current_principal()
+    row = services.scoped_session(principal, class_session_id)
+    policy = services.policy_for(row.course_id)
+    return jsonify({"success": True, "course_title": row.course.display_title,
+                    "class_session": services.session_json(row, policy, row.course)})
+
+
+# -- QR landing page ----------------------------------------------------------------------------
+CODE_SHAPE = re.compile(r"[A-Za-z0-9-]{4,16}")
+
+
+@bp.get("/checkin/<int:class_session_id>")
+def checkin_landing(class_session_id: int):
+    """Where a phone camera lands from the QR code: how to check in, and a button when a launch session allows it.
+
+    The page looks the same for any id to a visitor without a student session of that course, so it
+    reveals nothing about sessions or courses; the code is only echoed when it looks like a code.
+    """
+    raw = (request.args.get("code") or "").strip()
+    code = raw.upper() if CODE_SHAPE.fullmatch(raw) else None
+    claims = session.get(SESSION_KEY) or {}
+    row = None
+    if claims.get("role") == STUDENT and claims.get("course"):
+        candidate = db.session.get(ClassSession, class_session_id)
+        if candidate is not None and candidate.course_id == claims["course"]:
+            row = candidate
+    context = {"code": code, "class_session_id": class_session_id, "class_session": row,
+               "course": row.course if row is not None else None,
+               "csrf_token": generate_csrf() if row is not None else None}
+    return _private(make_response(render_template("pages/checkin.html", **context)))
+
+
+# -- admin overview -----------------------------------------------------------------------------
+ACTIONS = {
+    "validated": "changed a status", "marked": "marked a student", "closed_absent": "recorded absent at close",
+    "session_closed": "closed a session", "checkin_opened": "opened check-in", "checkin_stopped": "stopped check-in",
+    "justified": "excused (justification)",
+}
+
+
+def admin_overview(registration_id: int, limit: int = 50) -> dict:
+    """The admin's platform: its registration and deployments, its courses with counts, recent activity."""
+    registration = db.session.get(Registration, registration_id)
+    courses = db.session.scalars(select(Course).where(Course.registration_id == registration_id)
+                                 .order_by(Course.title, Course.id)).all()
+    ids = [c.id for c in courses] or [0]
+    session_counts = dict(db.session.execute(select(ClassSession.course_id, func.count()).where(
+        ClassSession.course_id.in_(ids)).group_by(ClassSession.course_id)).all())
+    student_counts = dict(db.session.execute(select(Enrollment.course_id, func.count()).where(
+        Enrollment.course_id.in_(ids), Enrollment.role == STUDENT, Enrollment.active.is_(True))
+        .group_by(Enrollment.course_id)).all())
+    actor, student = aliased(User), aliased(User)
+    rows = db.session.execute(
+        select(AuditEntry, Course, actor, student)
+        .join(Course, Course.id == AuditEntry.course_id)
+        .outerjoin(actor, actor.id == AuditEntry.actor_id)
+        .outerjoin(AttendanceRecord, AttendanceRecord.id == AuditEntry.record_id)
+        .outerjoin(student, student.id == AttendanceRecord.student_id)
+        .where(Course.registration_id == registration_id)
+        .order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)).all()
+    activity = [{
+        "at": entry.at, "local": entry.at.astimezone(zone(course)).strftime("%Y-%m-%d %H:%M %Z"),
+        "course": course.display_title, "actor": who.display_name if who else "—",
+        "action": ACTIONS.get(entry.action, entry.action.replace("_", " ")),
+        "student": whom.display_name if whom else "", "from": entry.from_status or "", "to": entry.to_status or "",
+    } for entry, course, who, whom in rows]
+    return {
+        "registrations": [registration] if registration else [],
+        "courses": [{"course": c, "sessions": session_counts.get(c.id, 0), "students": student_counts.get(c.id, 0)}
+                    for c in courses],
+        "activity": activity,
+    }
+
+
+def _page_principal() -> Principal:
+    """The caller of a page: a launch token (?token= or a posted form field), a Bearer header, or the launch session."""
+    token = request.values.get("token")
+    if token:
+        try:
+            return Principal.from_claims(read_launch_token(token), "token")
+        except LaunchTokenError as exc:
+            raise ApiError("authentication_required", exc.message, 401) from exc
+    return current_principal()
+
+
+@bp.route("/admin/overview", methods=["GET", "POST"])
+def admin_overview_page():
+    """The admin page: for admin launches (or teachers with admin rights) only; a clear 403 page for others."""
+    try:
+        principal = _page_principal()
+    except ApiError as exc:
+        return _refusal(exc.status, exc.code, exc.message)
+    if not (principal.role == ADMIN or principal.is_admin):
+        return _refusal(403, "permission_denied",
+                        "Only administrators of your platform can see this page. Open Attendance from your course instead.")
+    user = db.session.get(User, principal.user_id)
+    response = make_response(render_template("pages/admin_overview.html", user=user,
+                                             **admin_overview(principal.registration_id)))
+    return _private(response)
+
+
+def _refusal(status: int, code: str, message: str):
+    response = make_response(render_template("error.html", status=status, code=code, message=message), status)
+    return _private(response)
+
+
+def _private(response):
+    """Pages that may carry tokens or personal data: never cached, never leaking their URL."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response

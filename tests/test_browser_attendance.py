@@ -1,0 +1,279 @@
+"""The whole class in real browsers: a teacher and a student, each in their own headless Chromium,
+with the tool framed cross-site in the LMS course page and third-party cookies blocked.
+
+The teacher creates a session (placing it with the browser's location), starts check-in and reads the
+code from the dashboard; the student checks in with a faked geolocation; the teacher's table shows
+the new row without a reload; the teacher validates it and the student's page follows live.
+"""
+from __future__ import annotations
+
+import os
+from html import escape
+from pathlib import Path
+
+import pytest
+from werkzeug.wrappers import Response
+
+from extensions import db
+from lti.models import Registration
+from tests.browser import WAIT, ToolServer, browser_available, chrome, lms_url, login_url, wait_for_js
+from tests.conftest import register_platform
+from tests.platform import Platform
+
+pytestmark = pytest.mark.browser
+
+CLASSROOM = (41.5369, -8.4239)
+STUDENT_SPOT = (41.5370, -8.4240, 25)  # about 14 m from the middle of the room
+USERS = {
+    "teacher-hint": {"role": "instructor", "sub": "teacher-1", "name": "Ada Lovelace"},
+    "student-hint": {"role": "learner", "sub": "student-1", "name": "Grace Hopper"},
+}
+
+
+@pytest.fixture
+def tool(make_app):
+    server = ToolServer()
+    app = make_app(TOOL_BASE_URL=server.url)
+    server.start(app)
+    server.flask_app = app
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def lms(tool):
+    """One LMS course with a page per user; the iframe may use geolocation, as Canvas and Moodle allow."""
+    platform = Platform(product="moodle")
+    registration_id = register_platform(tool.flask_app, platform)
+    with tool.flask_app.app_context():
+        db.session.get(Registration, registration_id).auth_login_url = lms_url(platform, "/auth")
+        db.session.commit()
+    platform.auth_claims = lambda login_hint, message_hint: dict(USERS[login_hint])
+
+    def course_page(login_hint):
+        src = login_url(tool.url, platform, login_hint=login_hint)
+
+        def handler(request):
+            return Response("<!doctype html><html><head><meta charset='utf-8'><title>Physics 101</title></head><body>"
+                            "<h1 style='font:600 20px sans-serif;margin:8px'>Physics 101 · Moodle</h1>"
+                            f'<iframe name="tool" id="tool" src="{escape(src)}" width="1180" height="1400" '
+                            'allow="geolocation; clipboard-write" style="border:1px solid #ccc"></iframe></body></html>',
+                            mimetype="text/html")
+        return handler
+
+    for hint in USERS:
+        platform.handlers[f"/course/{hint.split('-')[0]}"] = course_page(hint)
+    yield platform
+    platform.stop()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    if not browser_available():
+        pytest.skip("needs /usr/bin/chromium and /usr/bin/chromedriver")
+    drivers = []
+
+    def factory(name):
+        driver = chrome(tmp_path / f"profile-{name}")
+        drivers.append(driver)
+        return driver
+
+    yield factory
+    for driver in drivers:
+        driver.quit()
+
+
+@pytest.fixture
+def shots(tmp_path):
+    """Where screenshots go: $ATTENDANCE_SCREENSHOTS if set, else the test's temporary folder."""
+    folder = Path(os.environ.get("ATTENDANCE_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def place(driver, platform, tool, latitude, longitude, accuracy):
+    """Fake the browser's position and let both the LMS page and the tool's frame read it."""
+    driver.execute_cdp_cmd("Emulation.setGeolocationOverride",
+                           {"latitude": latitude, "longitude": longitude, "accuracy": accuracy})
+    for origin in (tool.url, lms_url(platform, "")):
+        driver.execute_cdp_cmd("Browser.grantPermissions", {"origin": origin, "permissions": ["geolocation"]})
+
+
+def open_course(driver, platform, who):
+    """Open the user's course page in the LMS and switch into the tool's iframe, once its page is ready."""
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(lms_url(platform, f"/course/{who}"))
+    WebDriverWait(driver, WAIT).until(EC.frame_to_be_available_and_switch_to_it("tool"))
+    wait_for_js(driver, "return document.body && document.body.dataset.role")
+    return driver.execute_script("return document.body.dataset.role")
+
+
+def test_teacher_sees_a_check_in_live_and_validates_it(browser, tool, lms, shots):
+    from selenium.webdriver.common.by import By
+
+    teacher = browser("teacher")
+    student = browser("student")
+
+    # The teacher creates a session placed where they stand, and starts check-in.
+    place(teacher, lms, tool, *CLASSROOM, 15)
+    assert open_course(teacher, lms, "teacher") == "teacher"
+    wait_for_js(teacher, "return document.getElementById('teacher-dashboard').dataset.ready")
+    teacher.find_element(By.ID, "session-title-input").send_keys("Lecture 1")
+    teacher.find_element(By.ID, "use-location").click()
+    wait_for_js(teacher, "return document.getElementById('session-latitude').value")
+    assert abs(float(teacher.find_element(By.ID, "session-latitude").get_attribute("value")) - CLASSROOM[0]) < 1e-5
+    teacher.find_element(By.ID, "create-session").click()
+    session_id = wait_for_js(teacher, "var p = document.getElementById('session-panel');"
+                                      "return !p.hidden && p.dataset.sessionId")
+    assert teacher.find_element(By.ID, "session-title").text == "Lecture 1"
+    assert teacher.find_elements(By.CSS_SELECTOR, f'#sessions tr[data-session-id="{session_id}"]')
+    dashboard = teacher.current_window_handle
+    teacher.find_element(By.ID, "start-checkin").click()  # also opens the projector view in a new window
+    code = wait_for_js(teacher, "return document.getElementById('current-code').dataset.code")
+    assert len(code) == 6
+    wait_for_js(teacher, "return document.getElementById('live-state').dataset.state === 'live'")
+    teacher.execute_script("window.loadedOnce = true")  # gone if the frame reloads
+
+    # The student, in another browser, checks in with the code on the teacher's screen.
+    place(student, lms, tool, *STUDENT_SPOT)
+    assert open_course(student, lms, "student") == "student"
+    wait_for_js(student, "return document.getElementById('student-home').dataset.ready")
+    wait_for_js(student, f"return document.querySelector('#current-classes li[data-class-session-id=\"{session_id}\"]')")
+    code = teacher.execute_script("return document.getElementById('current-code').dataset.code")  # the code valid now
+    student.find_element(By.ID, "attendance-code").send_keys(code.lower())
+    student.find_element(By.ID, "checkin-submit").click()
+    assert wait_for_js(student, "return document.getElementById('checkin-result').dataset.status") == "present"
+    assert "in the classroom" in student.find_element(By.ID, "location-message").text
+
+    # The teacher's table shows the new row without a reload.
+    row_css = "#submissions tbody tr[data-attendance-id]"
+    attendance_id = wait_for_js(teacher, f"var r = document.querySelector('{row_css}'); return r && r.dataset.attendanceId")
+    assert teacher.execute_script("return window.loadedOnce") is True
+    row = teacher.find_element(By.CSS_SELECTOR, f'#submissions tr[data-attendance-id="{attendance_id}"]')
+    assert row.find_element(By.CSS_SELECTOR, "th.student").text == "Grace Hopper"
+    assert row.get_attribute("data-status") == "present"
+    assert row.find_element(By.CSS_SELECTOR, "[data-flag]").get_attribute("data-flag") == "inside"
+    assert teacher.find_element(By.ID, "submission-count").text == "1"
+    wait_for_js(teacher, "return document.getElementById('missing-students').textContent"
+                         ".includes('Every enrolled student has a record')")
+
+    # The teacher validates: the row changes, and the student's page follows live.
+    row.find_element(By.CSS_SELECTOR, 'button[data-status="late"]').click()
+    wait_for_js(teacher, f"return document.querySelector('#submissions tr[data-attendance-id=\"{attendance_id}\"]')"
+                         ".dataset.status === 'late'")
+    assert row.find_element(By.CSS_SELECTOR, "td.status").text == "Late"
+    assert row.find_element(By.CSS_SELECTOR, 'button[data-status="late"]').get_attribute("aria-pressed") == "true"
+    assert wait_for_js(student, "var r = document.getElementById('checkin-result');"
+                                "return r.dataset.status === 'late' && r.dataset.status") == "late"
+    assert "late" in wait_for_js(student, "return document.getElementById('live-message').textContent")
+
+    # The projector view opened by "Start check-in" shows the code, the QR code and the count.
+    teacher.switch_to.default_content()
+    teacher.save_screenshot(str(shots / "teacher-dashboard.png"))
+    projector = [handle for handle in teacher.window_handles if handle != dashboard]
+    assert len(projector) == 1
+    teacher.switch_to.window(projector[0])
+    teacher.set_window_size(1600, 900)
+    assert wait_for_js(teacher, "return document.getElementById('projector-code').dataset.code").isalnum()
+    wait_for_js(teacher, "var q = document.getElementById('projector-qr'); return !q.hidden && q.complete && q.naturalWidth > 0")
+    assert wait_for_js(teacher, "return document.getElementById('checkin-count').textContent === '1'")
+    assert teacher.find_element(By.ID, "projector-course").text == "Physics 101"
+    assert "#token=" not in teacher.current_url  # moved out of the address bar shown to the room
+    teacher.save_screenshot(str(shots / "projector.png"))
+    student.switch_to.default_content()
+    student.save_screenshot(str(shots / "student.png"))
+
+
+def png(width: int = 16, height: int = 16) -> bytes:
+    """A small valid PNG (a blue square), as a student's scanned note."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\x0b\x5c\xad" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_teacher_reviews_validates_and_closes_in_the_browser(browser, tool, lms, tmp_path):
+    """Bulk status, remark, mark present, a justification read inline and approved, closing with its dialog."""
+    from datetime import datetime, timedelta, timezone
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    from tests.conftest import Launcher
+    from tests.helpers import launch_as
+
+    api = Launcher(tool.flask_app.test_client())
+    teacher_api = launch_as(api, lms, "instructor", sub="teacher-1", name="Ada Lovelace")
+    now = datetime.now(timezone.utc)
+    session_id = teacher_api.post("/api/class-sessions/", json={
+        "title": "Lecture 2", "starts_at": (now - timedelta(minutes=3)).isoformat(),
+        "ends_at": (now + timedelta(hours=1)).isoformat()}).get_json()["class_session"]["id"]
+    code = teacher_api.post("/api/generate-code/", json={"class_session_id": session_id}).get_json()["code"]
+    for sub, name in (("s-alan", "Alan Turing"), ("s-kath", "Katherine Johnson")):
+        checked = launch_as(api, lms, "learner", sub=sub, name=name).post(
+            "/api/submit-attendance/", json={"attendance_code": code})
+        assert checked.status_code == 201, checked.get_json()
+    for sub, name in (("s-barb", "Barbara Liskov"), ("s-eds", "Edsger Dijkstra")):
+        launch_as(api, lms, "learner", sub=sub, name=name)
+
+    # Grace explains her absence with a document, from the student page.
+    student = browser("student")
+    assert open_course(student, lms, "student") == "student"
+    wait_for_js(student, "return document.getElementById('student-home').dataset.ready")
+    Select(student.find_element(By.ID, "justification-session")).select_by_value(str(session_id))
+    student.find_element(By.ID, "justification-reason").send_keys("Doctor's appointment.")
+    note = tmp_path / "note.png"
+    note.write_bytes(png())
+    student.find_element(By.ID, "justification-document").send_keys(str(note))
+    student.find_element(By.ID, "justification-submit").click()
+    assert wait_for_js(student, "var s = document.getElementById('justification-status');"
+                                "return s.dataset.kind === 'ok' && s.textContent")
+
+    # The dashboard opens on the session whose check-in is open.
+    teacher = browser("teacher")
+    assert open_course(teacher, lms, "teacher") == "teacher"
+    rows = "#submissions tbody tr[data-attendance-id]"
+    wait_for_js(teacher, f"return document.querySelectorAll('{rows}').length === 2")
+    assert teacher.find_element(By.ID, "session-panel").get_attribute("data-session-id") == str(session_id)
+
+    teacher.find_element(By.ID, "select-all").click()
+    Select(teacher.find_element(By.ID, "bulk-status")).select_by_value("late")
+    teacher.find_element(By.ID, "bulk-apply").click()
+    wait_for_js(teacher, f"return [...document.querySelectorAll('{rows}')].every(r => r.dataset.status === 'late')")
+
+    first = teacher.find_elements(By.CSS_SELECTOR, rows)[0]
+    first.find_element(By.CSS_SELECTOR, ".edit-remark").click()
+    first.find_element(By.CSS_SELECTOR, ".remark-input").send_keys("Bus strike", Keys.ENTER)
+    wait_for_js(teacher, f"return document.querySelector('{rows} .remark-text').textContent === 'Bus strike'")
+
+    teacher.find_element(By.CSS_SELECTOR, '#missing-students button[aria-label="Mark Barbara Liskov present"]').click()
+    wait_for_js(teacher, f"return [...document.querySelectorAll('{rows}')].some(r => "
+                         "r.querySelector('th.student').textContent === 'Barbara Liskov' && r.dataset.status === 'present')")
+
+    # The justification's document opens inline, and approving it excuses Grace live on both pages.
+    card = "#justifications li[data-justification-id]"
+    wait_for_js(teacher, f"return document.querySelector('{card}')")
+    teacher.find_element(By.CSS_SELECTOR, f"{card} [data-action=view-document]").click()
+    wait_for_js(teacher, "var i = document.querySelector('#document-frame img'); return i && i.complete && i.naturalWidth === 16")
+    assert teacher.find_element(By.CSS_SELECTOR, "#document-frame img").get_attribute("src").startswith("blob:")
+    teacher.find_element(By.CSS_SELECTOR, f"{card} [data-decision=approve]").click()
+    wait_for_js(teacher, f"return [...document.querySelectorAll('{rows}')].some(r => "
+                         "r.querySelector('th.student').textContent === 'Grace Hopper' && r.dataset.status === 'excused')")
+    assert "excused" in wait_for_js(student, "return document.getElementById('live-message').textContent")
+
+    # Closing asks first, then records the one student left absent.
+    teacher.find_element(By.ID, "close-session").click()
+    wait_for_js(teacher, "return document.getElementById('close-dialog').open")
+    teacher.find_element(By.ID, "close-confirm").click()
+    assert wait_for_js(teacher, "return document.getElementById('session-status').dataset.absentCount") == "1"
+    wait_for_js(teacher, f"return [...document.querySelectorAll('{rows}')].some(r => "
+                         "r.querySelector('th.student').textContent === 'Edsger Dijkstra' && r.dataset.status === 'absent')")
+    assert teacher.find_element(By.ID, "close-session").get_attribute("disabled") is not None
