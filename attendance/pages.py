@@ -15,6 +15,7 @@ from attendance.auth import SESSION_KEY, Principal, current_principal, require_r
 from attendance.errors import ApiError
 from attendance.models import AttendanceRecord, AuditEntry, ClassSession, Course, Enrollment, User
 from attendance.provisioning import provision
+from attendance.roster import sync_if_stale
 from attendance.student_views import zone
 from extensions import csrf, db
 from lti.deep_linking import attendance_resource, deep_linking_response_jwt
@@ -54,6 +55,8 @@ def handle_launch(launch: Launch):
         key = secrets.token_urlsafe(24)
         get_store().put(DEEP_LINK_PREFIX + key, json.dumps(settings.__dict__), current_app.config["LTI_STATE_TTL"])
         claims["deep_link"] = key
+    if course is not None and role == TEACHER:
+        sync_if_stale(current_app._get_current_object(), course.id)  # throttled, in the background
     token = issue_launch_token(claims)
     session.clear()
     session[SESSION_KEY] = claims

@@ -16,6 +16,7 @@ from extensions import db
 from lti.constants import Scope
 from lti.models import Registration
 from lti.roles import map_roles
+from lti.store import get_store
 from lti.services import ServiceError
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,10 @@ def sync_if_stale(app: Flask, course_id: int) -> None:
         return
     interval = timedelta(seconds=app.config["ROSTER_SYNC_INTERVAL"])
     if course.roster_synced_at is not None and clock.now() - course.roster_synced_at < interval:
+        return
+    # One sync at a time per course across every process, however many teachers launch at once;
+    # roster_synced_at then spaces the next one by the interval.
+    if not get_store().add(f"roster_sync:{course_id}", "1", max(1, min(60, int(interval.total_seconds())))):
         return
 
     def run():

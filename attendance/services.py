@@ -159,6 +159,8 @@ def stop_checkin(principal: Principal, class_session_id: int) -> ClassSession:
         session.checkin_closed_at = clock.now()
         _audit(session.course_id, None, principal.user_id, "checkin_stopped", detail={"class_session_id": session.id})
         db.session.commit()
+        realtime.broker().publish(realtime.session_channel(session.id),
+                                  {"type": "checkin_stopped", "class_session_id": session.id})
     return session
 
 
@@ -370,6 +372,8 @@ def close_session(principal: Principal, class_session_id: int) -> tuple[ClassSes
     db.session.commit()
     for record in absences:
         publish_record(record, record.student, "attendance_validated")
+    realtime.broker().publish(realtime.session_channel(session.id), {
+        "type": "session_closed", "class_session_id": session.id, "absent_count": len(absences)})
     return session, len(absences), roster_error
 
 
@@ -470,7 +474,7 @@ def session_json(session: ClassSession, policy: Policy, course: Course, now: dat
     now = now or clock.now()
     present_until, late_until = window_of(session, policy)
     out = {
-        "id": session.id, "course_id": session.course_id, "title": session.title,
+        "id": session.id, "course_id": session.course_id, "course_title": course.display_title, "title": session.title,
         "starts_at": iso(session.starts_at), "ends_at": iso(session.ends_at), "timezone": course.timezone or "UTC",
         "latitude": session.latitude, "longitude": session.longitude, "radius_m": session.radius_m,
         "present_until": iso(present_until), "late_until": iso(late_until),

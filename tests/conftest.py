@@ -47,6 +47,8 @@ def make_app(tmp_path, keys_dir, monkeypatch):
             "KEYS_DIR": str(keys_dir),
             "TOOL_BASE_URL": TOOL,
             "REDIS_PREFIX": f"test-{uuid.uuid4().hex}:",
+            # A background roster read per teacher launch would outlive the test's database: opt in per test.
+            "ROSTER_SYNC_ON_LAUNCH": False,
         }
         if not os.environ.get("DATABASE_URL"):
             settings["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'test.db'}"
