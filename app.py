@@ -86,6 +86,7 @@ def register_lti_services(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    app.url_map.strict_slashes = False  # /api/class-sessions and /api/class-sessions/ are the same endpoint
     from attendance.api import bp as api_bp
     from attendance.openapi import bp as openapi_bp
     from attendance.pages import bp as pages_bp

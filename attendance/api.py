@@ -421,6 +421,9 @@ def grade_policy():
 @require_role(TEACHER)
 def sync_roster_now():
     course = services.course_of(current_principal())
+    if not course.nrps_url:
+        raise ApiError("roster_not_granted", "The LMS did not grant the roster service (NRPS) to this tool in this "
+                       "course; students are known from their launches.", 409)
     try:
         result = roster.sync_roster(course)
     except ServiceError as exc:

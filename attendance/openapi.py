@@ -400,8 +400,10 @@ OPS = (
        "Grades", (TEACHER,), "GradePolicyResult", body=inputs.GradePolicyIn, body_required=False,
        errors=SESSION_404),
     Op("post", "/api/roster/sync/", "sync_roster", "Read the course roster from the LMS (NRPS) now", "Grades",
-       (TEACHER,), "RosterSynced", errors={404: ("not_found",), 502: ("roster_unavailable",)},
-       description="No body. Students who left the LMS course become inactive."),
+       (TEACHER,), "RosterSynced", errors={404: ("not_found",), 409: ("roster_not_granted",),
+                                           502: ("roster_unavailable",)},
+       description="No body. Students who left the LMS course become inactive. 409 when the LMS did not grant "
+                   "the roster service (NRPS) to this course's launches."),
 )
 
 INPUT_SCHEMAS = sorted({s for op in OPS for s in (op.body, op.query) if s is not None}, key=lambda s: s.__name__)
