@@ -5,13 +5,12 @@ import json
 import re
 import secrets
 
-from flask import Blueprint, current_app, jsonify, make_response, render_template, request, session
+from flask import Blueprint, current_app, make_response, render_template, request, session
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
-from attendance import services
-from attendance.auth import SESSION_KEY, Principal, current_principal, require_role
+from attendance.auth import SESSION_KEY, Principal, current_principal
 from attendance.errors import ApiError
 from attendance.models import AttendanceRecord, AuditEntry, ClassSession, Course, Enrollment, User
 from attendance.provisioning import provision
@@ -106,20 +105,13 @@ def deep_link_confirm():
 # -- projector view -----------------------------------------------------------------------------
 @bp.get("/projector/<int:class_session_id>")
 def projector(class_session_id: int):
-    """The full-screen code screen; its launch token travels in the URL fragment, never to the server."""
+    """The full-screen code screen; its launch token travels in the URL fragment, never to the server.
+
+    Everything it shows comes from the API with that token: the session and its course title from
+    GET /api/class-sessions/, the code from POST /api/generate-code/, stops from the session's WebSocket.
+    """
     response = make_response(render_template("pages/projector.html", class_session_id=class_session_id))
     return _private(response)
-
-
-@bp.get("/projector/<int:class_session_id>/context")
-@require_role(TEACHER)
-def projector_context(class_session_id: int):
-    """What the projector shows besides the code: the course and the session (Bearer teacher token)."""
-    principal = current_principal()
-    row = services.scoped_session(principal, class_session_id)
-    policy = services.policy_for(row.course_id)
-    return jsonify({"success": True, "course_title": row.course.display_title,
-                    "class_session": services.session_json(row, policy, row.course)})
 
 
 # -- QR landing page ----------------------------------------------------------------------------

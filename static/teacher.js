@@ -23,7 +23,9 @@
     documentUrl: null,
     documentOpener: null,
     announceQueue: [],
-    announceTimer: null
+    announceTimer: null,
+    stopping: false, // this page's own stop-checkin request is under way (it reports the outcome itself)
+    closing: false // likewise for close-session
   };
 
   // -- helpers ---------------------------------------------------------------------------------
@@ -198,7 +200,44 @@
         renderSessions();
       }
       showCode(message.code, message.expires_at);
+    } else if (message.type === "checkin_stopped") {
+      if (message.class_session_id !== undefined && message.class_session_id !== s.id) return;
+      checkinStoppedElsewhere(s);
+    } else if (message.type === "session_closed") {
+      if (message.class_session_id !== undefined && message.class_session_id !== s.id) return;
+      sessionClosedElsewhere(s, message.absent_count);
     }
+  }
+
+  /* Check-in of the shown session was stopped, here or in another window (another tab, a co-teacher):
+   * the code goes away at once, so this page's rotation does not open check-in again. */
+  function checkinStoppedElsewhere(s) {
+    if (s.closed) return;
+    var wasShown = s.checkin_open || state.code !== null;
+    s.checkin_open = false;
+    hideCode();
+    renderPanelHeader();
+    renderSessions();
+    if (wasShown && !state.stopping) {
+      A.setStatus($("session-status"), "Check-in was stopped from another window. Students can no longer check in to this session.", "warn");
+    }
+    if (!state.stopping) loadSessions();
+  }
+
+  /* The shown session was closed in another window: the same end state as closing it here. */
+  function sessionClosedElsewhere(s, absentCount) {
+    if (s.closed || state.closing) return; // this page's own close reports itself
+    s.closed = true;
+    s.checkin_open = false;
+    hideCode();
+    renderPanelHeader();
+    renderSessions();
+    var status = $("session-status");
+    if (absentCount !== undefined && absentCount !== null) status.dataset.absentCount = String(absentCount);
+    A.setStatus(status, "This session was closed from another window" +
+      (absentCount !== undefined && absentCount !== null ? ": " + absentCount + " student(s) without a record were recorded absent." : "."), "warn");
+    loadSessions();
+    loadSubmissions();
   }
 
   function queueAnnouncement(record) {
@@ -300,15 +339,19 @@
   async function stopCheckin() {
     var s = state.selected;
     if (!s) return;
+    state.stopping = true;
     try {
       var data = await A.api("POST", "/api/stop-checkin/", { class_session_id: s.id });
       Object.assign(s, data.class_session);
       hideCode();
+      renderPanelHeader();
       A.setStatus($("session-status"), "Check-in stopped. Students can no longer check in to this session.", "ok");
       await loadSessions();
       $("start-checkin").focus();
     } catch (err) {
       reportError($("session-status"), err, "Could not stop check-in:");
+    } finally {
+      state.stopping = false;
     }
   }
 
@@ -594,6 +637,7 @@
   async function closeSession() {
     var s = state.selected;
     if (!s) return;
+    state.closing = true;
     try {
       var data = await A.api("POST", "/api/close-session/", { class_session_id: s.id });
       Object.assign(s, data.class_session);
@@ -605,6 +649,8 @@
       await loadSubmissions();
     } catch (err) {
       reportError($("session-status"), err, "Could not close the session:");
+    } finally {
+      state.closing = false;
     }
     $("close-session").focus();
   }

@@ -277,3 +277,84 @@ def test_teacher_reviews_validates_and_closes_in_the_browser(browser, tool, lms,
     wait_for_js(teacher, f"return [...document.querySelectorAll('{rows}')].some(r => "
                          "r.querySelector('th.student').textContent === 'Edsger Dijkstra' && r.dataset.status === 'absent')")
     assert teacher.find_element(By.ID, "close-session").get_attribute("disabled") is not None
+
+
+def test_projector_and_dashboard_follow_stop_and_close_live(browser, tool, lms):
+    """Another window (a co-teacher, here the API) stops check-in, starts it again and closes the session:
+    the projector and the dashboard follow at once, from the session's WebSocket, not at the next rotation."""
+    from datetime import datetime, timedelta, timezone
+
+    from selenium.webdriver.common.by import By
+
+    from tests.conftest import Launcher
+    from tests.helpers import launch_as
+
+    api = Launcher(tool.flask_app.test_client())
+    other_window = launch_as(api, lms, "instructor", sub="teacher-1", name="Ada Lovelace")
+    # Codes last 5 minutes: a projector that re-checked only at each rotation would not notice for minutes.
+    assert other_window.post("/api/course-settings/", json={"code_rotation_seconds": 300}).status_code == 200
+    now = datetime.now(timezone.utc)
+    session_id = other_window.post("/api/class-sessions/", json={
+        "title": "Lecture 3", "starts_at": (now - timedelta(minutes=2)).isoformat(),
+        "ends_at": (now + timedelta(hours=1)).isoformat()}).get_json()["class_session"]["id"]
+    assert other_window.post("/api/generate-code/", json={"class_session_id": session_id}).status_code == 200
+    launch_as(api, lms, "learner", sub="s-absent", name="Alan Turing")
+
+    # The dashboard opens on the session whose check-in is open; the projector view beside it.
+    teacher = browser("teacher")
+    assert open_course(teacher, lms, "teacher") == "teacher"
+    wait_for_js(teacher, f"return document.getElementById('session-panel').dataset.sessionId === '{session_id}'")
+    wait_for_js(teacher, "return document.getElementById('current-code').dataset.code")
+    wait_for_js(teacher, "return document.getElementById('live-state').dataset.state === 'live'")
+    projector_url = teacher.execute_script("return document.getElementById('projector-link').href")
+    teacher.switch_to.default_content()
+    dashboard = teacher.current_window_handle
+    teacher.switch_to.new_window("window")
+    projector = teacher.current_window_handle
+    teacher.get(projector_url)
+    wait_for_js(teacher, "return document.getElementById('projector-code').dataset.code")
+    wait_for_js(teacher, "return document.getElementById('projector-live').dataset.state === 'live'")
+    assert teacher.find_element(By.ID, "projector-course").text == "Physics 101"
+    assert teacher.find_element(By.ID, "projector-title").text == "Lecture 3"
+    session_reads = ("return performance.getEntriesByType('resource')"
+                     ".filter(e => e.name.includes('/api/class-sessions/')).length")
+    reads_before = teacher.execute_script(session_reads)
+
+    def in_dashboard():
+        teacher.switch_to.window(dashboard)
+        teacher.switch_to.frame("tool")
+
+    # Stopped elsewhere: the code leaves the projector without it re-reading the session, and the dashboard.
+    assert other_window.post("/api/stop-checkin/", json={"class_session_id": session_id}).status_code == 200
+    wait_for_js(teacher, "return document.getElementById('projector-code').dataset.code === ''")
+    assert teacher.execute_script(session_reads) == reads_before  # the socket's message, not the fallback
+    assert "stopped" in teacher.find_element(By.ID, "projector-message").text
+    assert teacher.find_element(By.ID, "projector-restart").is_displayed()
+    assert teacher.find_element(By.ID, "projector-qr").get_attribute("hidden") is not None
+    in_dashboard()
+    wait_for_js(teacher, "return document.getElementById('code-display').hidden")
+    assert "stopped from another window" in teacher.find_element(By.ID, "session-status").text
+    assert teacher.find_element(By.ID, "start-checkin").text == "Restart check-in"
+    wait_for_js(teacher, f"return document.querySelector('#sessions tr[data-session-id=\"{session_id}\"]')"
+                         ".dataset.state !== 'open'")
+
+    # Started again elsewhere: both show the code again.
+    code = other_window.post("/api/generate-code/", json={"class_session_id": session_id}).get_json()["code"]
+    assert wait_for_js(teacher, "return document.getElementById('current-code').dataset.code") == code
+    teacher.switch_to.window(projector)
+    assert wait_for_js(teacher, "return document.getElementById('projector-code').dataset.code") == code
+    assert not teacher.find_element(By.ID, "projector-restart").is_displayed()
+
+    # Closed elsewhere: the projector ends for good, the dashboard shows the closed session and its absences.
+    closed = other_window.post("/api/close-session/", json={"class_session_id": session_id}).get_json()
+    assert closed["absent_count"] == 1
+    wait_for_js(teacher, "return document.getElementById('projector-code').dataset.code === ''")
+    assert "closed" in teacher.find_element(By.ID, "projector-message").text
+    assert not teacher.find_element(By.ID, "projector-restart").is_displayed()  # nothing can restart it
+    in_dashboard()
+    assert wait_for_js(teacher, "return document.getElementById('session-status').dataset.absentCount") == "1"
+    assert "closed from another window" in teacher.find_element(By.ID, "session-status").text
+    assert teacher.find_element(By.ID, "close-session").get_attribute("disabled") is not None
+    assert not teacher.find_element(By.ID, "start-checkin").is_displayed()
+    wait_for_js(teacher, "return [...document.querySelectorAll('#submissions tbody tr[data-attendance-id]')].some(r => "
+                         "r.querySelector('th.student').textContent === 'Alan Turing' && r.dataset.status === 'absent')")

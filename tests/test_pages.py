@@ -200,21 +200,40 @@ def test_projector_page_carries_no_credentials_and_loads_its_script(launcher, mo
     assert_no_outside_urls(html)
 
 
-def test_projector_context_is_for_the_courses_teachers(app, launcher, moodle, client):
+# What static/projector.js reads from each session it gets from GET /api/class-sessions/.
+PROJECTOR_FIELDS = {"id", "course_title", "title", "starts_at", "ends_at", "timezone", "closed", "checkin_open",
+                    "checkin_opened_at", "present_until", "late_until"}
+
+
+def test_projector_reads_its_session_from_the_api(app, launcher, moodle, client):
+    """The projector shows the session and its course from the teacher's session list: no page route of its own."""
     teacher = launch_as(launcher, moodle, "instructor", sub="t1")
     session_id = _session(teacher, "Thermodynamics")
-    context = teacher.get(f"/projector/{session_id}/context")
-    assert context.status_code == 200
-    body = context.get_json()
-    assert body["course_title"] == "Physics 101" and body["class_session"]["title"] == "Thermodynamics"
+    listed = teacher.get("/api/class-sessions/")
+    assert listed.status_code == 200
+    row = next(r for r in listed.get_json()["class_sessions"] if r["id"] == session_id)
+    assert PROJECTOR_FIELDS <= row.keys()
+    assert row["course_title"] == "Physics 101" and row["title"] == "Thermodynamics"
+    assert teacher.get(f"/projector/{session_id}/context").status_code == 404  # the former context route is gone
 
-    student = launch_as(launcher, moodle, "learner", sub="s1")
-    assert student.get(f"/projector/{session_id}/context").get_json()["error"]["code"] == "permission_denied"
+    # A teacher of another course does not see it (the projector says so) and gets no code for it.
     elsewhere = launch_as(launcher, moodle, "instructor", sub="t2",
                           claims={LTI + "context": {"id": "other", "label": "OTH", "title": "Other course"}})
-    response = elsewhere.get(f"/projector/{session_id}/context")
-    assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
-    assert app.test_client().get(f"/projector/{session_id}/context").status_code == 401  # no token, no cookie
+    assert session_id not in [r["id"] for r in elsewhere.get("/api/class-sessions/").get_json()["class_sessions"]]
+    refused = elsewhere.post("/api/generate-code/", json={"class_session_id": session_id})
+    assert refused.status_code == 404 and refused.get_json()["error"]["code"] == "not_found"
+    student = launch_as(launcher, moodle, "learner", sub="s1")
+    assert student.post("/api/generate-code/", json={"class_session_id": session_id}).status_code == 403
+    assert app.test_client().get("/api/class-sessions/").status_code == 401  # no token, no cookie
+
+
+def test_projector_script_calls_only_existing_routes(app):
+    script = (ROOT / "static" / "projector.js").read_text()
+    called = set(re.findall(r'"(/api/[a-z0-9/_-]+)"', script))
+    assert {"/api/class-sessions/", "/api/generate-code/", "/api/qr-code/", "/api/get-session-submissions/"} <= called
+    routes = {rule.rule for rule in app.url_map.iter_rules()}
+    assert called <= routes
+    assert "/context" not in script
 
 
 # -- QR landing page -----------------------------------------------------------------------------
