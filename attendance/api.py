@@ -18,7 +18,8 @@ from attendance.models import (
     AttendanceRecord, ClassSession, Course, CoursePolicy, Enrollment, GradeDelivery, Justification, User,
 )
 from attendance.schemas import (
-    AdminClassSessionIn, AiValidationIn, ClassSessionIn, CourseSettingsIn, CreateCourseIn, CreateUserIn, GradePolicyIn,
+    AdminClassSessionIn, AiValidationIn, ClassSessionIn, CourseSettingsIn, CreateCourseIn, CreateUserIn, GenerateCodeIn,
+    GradePolicyIn,
     HistoryIn, JustificationIn, MarkIn, OptionalSessionIn, ReviewIn, SessionIn, StudentIdIn, SubmitAttendanceIn,
     ValidateIn,
 )
@@ -79,8 +80,8 @@ def list_class_sessions():
 @bp.post("/generate-code/")
 @require_role(TEACHER)
 def generate_code():
-    data = load(OptionalSessionIn)
-    session, issued = services.generate_code(current_principal(), data.get("class_session_id"))
+    data = load(GenerateCodeIn)
+    session, issued = services.generate_code(current_principal(), data.get("class_session_id"), data["reopen"])
     return ok(code=issued.code, class_session_id=session.id, expires_at=services.iso(issued.expires_at),
               rotation_seconds=services.policy_for(session.course_id).code_rotation_seconds,
               checkin_url=checkin_url(session.id, issued.code))

@@ -328,8 +328,8 @@ OPS = (
     Op("get", "/api/class-sessions/", "list_class_sessions", "The launched course's class sessions",
        "Class sessions", (TEACHER, STUDENT), "ClassSessionList", errors=SESSION_404),
     Op("post", "/api/generate-code/", "generate_code", "Open check-in and get the code valid now",
-       "Class sessions", (TEACHER,), "CodeIssued", body=inputs.OptionalSessionIn, body_required=False,
-       errors={404: ("not_found",), 409: ("session_closed",)},
+       "Class sessions", (TEACHER,), "CodeIssued", body=inputs.GenerateCodeIn, body_required=False,
+       errors={404: ("not_found",), 409: ("session_closed", "checkin_not_open")},
        description="Without class_session_id, an ad-hoc session of the course starting now is created or reused. "
                    "Codes rotate; each is announced on the session's WebSocket (code_generated)."),
     Op("post", "/api/stop-checkin/", "stop_checkin", "Stop accepting check-ins (the session stays open)",

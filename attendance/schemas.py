@@ -35,6 +35,11 @@ class OptionalSessionIn(In):
     class_session_id = Id(allow_none=True)
 
 
+class GenerateCodeIn(OptionalSessionIn):
+    reopen = fields.Boolean(load_default=True, metadata={
+        "description": "false: only read the code of an open check-in (a rotation refresh never reopens a stopped one)"})
+
+
 class SessionIn(In):
     class_session_id = Id(required=True)
 

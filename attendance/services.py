@@ -132,13 +132,16 @@ def _adhoc_session(course: Course, actor_id: int, now: datetime) -> ClassSession
     return session
 
 
-def generate_code(principal: Principal, class_session_id: int | None) -> tuple[ClassSession, codes.IssuedCode]:
-    """Open check-in if it is not open and answer the code valid now."""
+def generate_code(principal: Principal, class_session_id: int | None,
+                  reopen: bool = True) -> tuple[ClassSession, codes.IssuedCode]:
+    """Open check-in if it is not open (unless reopen is False) and answer the code valid now."""
     now = clock.now()
     course = course_of(principal)
     session = scoped_session(principal, class_session_id) if class_session_id else _adhoc_session(course, principal.user_id, now)
     if session.closed_at is not None:
         raise ApiError("session_closed", "This class session is closed.", 409)
+    if not reopen and (session.checkin_opened_at is None or session.checkin_closed_at is not None):
+        raise ApiError("checkin_not_open", "Check-in is not open for this class.", 409)
     if session.checkin_opened_at is None or session.checkin_closed_at is not None:
         session.checkin_opened_at = now if session.checkin_opened_at is None else session.checkin_opened_at
         session.checkin_closed_at = None

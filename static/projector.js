@@ -94,7 +94,8 @@
       if (initial && s.checkin_opened_at && lateUntilPassed(s)) {
         return stopped("Check-in for this class closed at " + A.formatTime(s.late_until, s.timezone) + ".");
       }
-      var data = await A.api("POST", "/api/generate-code/", { class_session_id: sessionId });
+      // A rotation only reads the code: it must never reopen a check-in someone just stopped.
+      var data = await A.api("POST", "/api/generate-code/", { class_session_id: sessionId, reopen: !!initial });
       if (run !== state.run) return;
       $("projector-restart").hidden = true;
       message("Check-in closes at " + A.formatTime(s.late_until, s.timezone) + ". Late after " + A.formatTime(s.present_until, s.timezone) + ".");

@@ -296,7 +296,8 @@
     var s = state.selected;
     if (!s || s.closed) return;
     try {
-      var data = await A.api("POST", "/api/generate-code/", { class_session_id: s.id });
+      // A refresh only reads the code: it must never reopen a check-in someone just stopped.
+      var data = await A.api("POST", "/api/generate-code/", { class_session_id: s.id, reopen: false });
       if (!state.selected || state.selected.id !== data.class_session_id) return;
       if (!s.checkin_open) {
         s.checkin_open = true;

@@ -40,3 +40,16 @@ def test_class_from_start_to_close(launcher, moodle):
     assert [h["status"] for h in history["history"]] == ["absent"]
     assert history["summary"][0]["percentage"] == 0.0
     assert students[0].get("/api/student/attendance-history/").get_json()["summary"][0]["percentage"] == 100.0
+
+
+def test_code_refresh_never_reopens_a_stopped_checkin(launcher, moodle):
+    teacher = launch_as(launcher, moodle, "instructor", sub="t1")
+    session_id = teacher.post("/api/generate-code/", json={}).get_json()["class_session_id"]  # ad-hoc, opened
+    assert teacher.post("/api/generate-code/", json={"class_session_id": session_id, "reopen": False}).status_code == 200
+    teacher.post("/api/stop-checkin/", json={"class_session_id": session_id})
+    refused = teacher.post("/api/generate-code/", json={"class_session_id": session_id, "reopen": False})
+    assert refused.status_code == 409 and refused.get_json()["error"]["code"] == "checkin_not_open"
+    sessions = teacher.get("/api/class-sessions/").get_json()["class_sessions"]
+    assert [s["checkin_open"] for s in sessions] == [False]
+    assert teacher.post("/api/generate-code/", json={"class_session_id": session_id}).status_code == 200
+    assert [s["checkin_open"] for s in teacher.get("/api/class-sessions/").get_json()["class_sessions"]] == [True]
