@@ -7,8 +7,11 @@ score per line item. Failures back off and retry; nothing is lost across restart
 from __future__ import annotations
 
 import logging
+import os
 import random
+import socket
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,10 +29,40 @@ from attendance.policy import Policy, policy_for
 from extensions import db
 from lti.constants import Scope
 from lti.models import Registration
+from lti.store import get_store
 from lti.services import PlatformAccount, ServiceClient, ServiceError
 
 log = logging.getLogger(__name__)
 AGS_SCOPES = (Scope.LINEITEM.value, Scope.SCORE.value)
+HOST = socket.gethostname()
+WORKER_ID = f"{HOST}:{os.getpid()}"
+
+
+def _dead_local_owner(owner: str | None) -> bool:
+    """Whether owner (host:pid) is a process of this machine that no longer runs."""
+    host, _, pid = (owner or "").rpartition(":")
+    if host != HOST or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def release_dead_leases() -> int:
+    """At worker start: rows leased by a worker of this machine that died are free again at once."""
+    owners = db.session.scalars(select(GradeDelivery.claimed_by).where(
+        GradeDelivery.claimed_until.is_not(None), GradeDelivery.claimed_by.like(f"{HOST}:%")).distinct()).all()
+    dead = [owner for owner in owners if _dead_local_owner(owner)]
+    count = 0
+    if dead:
+        count = db.session.execute(update(GradeDelivery).where(GradeDelivery.claimed_by.in_(dead))
+                                   .values(claimed_until=None, claimed_by=None)).rowcount
+    db.session.commit()
+    return count
 
 
 # -- computing ---------------------------------------------------------------------------------
@@ -117,7 +150,7 @@ def queue_grades(course_id: int, student_ids=None) -> int:
         return 0
     if student_ids is None:
         student_ids = db.session.scalars(select(Enrollment.user_id).where(
-            Enrollment.course_id == course_id, Enrollment.role == "student")).all()
+            Enrollment.course_id == course_id, Enrollment.role == "student", Enrollment.active.is_(True))).all()
     student_ids = list(dict.fromkeys(student_ids))
     if not student_ids:
         return 0
@@ -165,7 +198,7 @@ def _claim(limit: int) -> list[tuple[int, int]]:
         # The conditional update makes the lease safe on SQLite too, where there is no SKIP LOCKED.
         result = db.session.execute(update(GradeDelivery).where(
             GradeDelivery.id == row.id, or_(GradeDelivery.claimed_until.is_(None), GradeDelivery.claimed_until < now))
-            .values(claimed_until=lease))
+            .values(claimed_until=lease, claimed_by=WORKER_ID))
         if result.rowcount:
             claimed.append((row.id, row.version))
     db.session.commit()
@@ -187,7 +220,6 @@ class _CourseTargets:
 
 def _resolve_line_items(course: Course, client: ServiceClient, force: bool = False) -> list[str]:
     """The course's attendance line items: the launch's, else found by resource link and tag, else created once."""
-    cfg = current_app.config
     links = db.session.scalars(select(ResourceLink).where(ResourceLink.course_id == course.id)
                                .order_by(ResourceLink.id)).all()
     urls = []
@@ -197,21 +229,52 @@ def _resolve_line_items(course: Course, client: ServiceClient, force: bool = Fal
             continue
         if not course.ags_lineitems_url:
             continue
-        found = client.find_line_items(course.ags_lineitems_url, resource_link_id=link.resource_link_id,
-                                       tag=cfg["GRADE_LINE_ITEM_TAG"], scopes=AGS_SCOPES)
-        found = [item for item in found if item.get("id") and item.get("resourceLinkId", link.resource_link_id)
-                 == link.resource_link_id and item.get("tag", cfg["GRADE_LINE_ITEM_TAG"]) == cfg["GRADE_LINE_ITEM_TAG"]]
-        if found:
-            link.ags_lineitem_url = found[0]["id"]
-        else:
-            created = client.create_line_item(course.ags_lineitems_url, {
-                "scoreMaximum": cfg["GRADE_SCORE_MAXIMUM"], "label": cfg["GRADE_LINE_ITEM_LABEL"],
-                "tag": cfg["GRADE_LINE_ITEM_TAG"], "resourceLinkId": link.resource_link_id}, AGS_SCOPES)
-            link.ags_lineitem_url = created.get("id")
-        db.session.commit()
-        if link.ags_lineitem_url:
-            urls.append(link.ags_lineitem_url)
+        # One worker at a time finds-or-creates a link's line item: two would make two gradebook columns.
+        lock = f"lineitem:{link.id}"
+        _acquire(lock)
+        try:
+            db.session.refresh(link)  # the worker that held the lock may have made it meanwhile
+            if link.ags_lineitem_url and not force:
+                urls.append(link.ags_lineitem_url)
+                continue
+            url = _find_or_create_line_item(course, link, client)
+        finally:
+            get_store().pop(lock)
+        if url:
+            urls.append(url)
     return urls
+
+
+def _acquire(lock: str) -> None:
+    """Wait for a lock of the shared store; a lock left by a dead worker of this machine is taken over."""
+    store = get_store()
+    deadline = time.monotonic() + 2 * current_app.config["LTI_HTTP_TIMEOUT"] + 5
+    while not store.add(lock, WORKER_ID, 60):
+        owner = store.get(lock)
+        if _dead_local_owner(owner) and store.pop(lock) == owner:
+            continue
+        if time.monotonic() > deadline:
+            raise ServiceError("Another worker is still setting up this course's gradebook column.")  # transient
+        time.sleep(0.2)
+
+
+def _find_or_create_line_item(course: Course, link: ResourceLink, client: ServiceClient) -> str | None:
+    """The link's line item with our tag, found in the LMS, or created there."""
+    cfg = current_app.config
+    tag = cfg["GRADE_LINE_ITEM_TAG"]
+    found = client.find_line_items(course.ags_lineitems_url, resource_link_id=link.resource_link_id, tag=tag,
+                                   scopes=AGS_SCOPES)
+    found = [item for item in found if item.get("id") and item.get("tag", tag) == tag
+             and item.get("resourceLinkId", link.resource_link_id) == link.resource_link_id]
+    if found:
+        link.ags_lineitem_url = found[0]["id"]
+    else:
+        created = client.create_line_item(course.ags_lineitems_url, {
+            "scoreMaximum": cfg["GRADE_SCORE_MAXIMUM"], "label": cfg["GRADE_LINE_ITEM_LABEL"], "tag": tag,
+            "resourceLinkId": link.resource_link_id}, AGS_SCOPES)
+        link.ags_lineitem_url = created.get("id")
+    db.session.commit()
+    return link.ags_lineitem_url
 
 
 def _timestamp(previous: datetime | None) -> datetime:
@@ -231,14 +294,33 @@ def deliver_due(limit: int | None = None) -> int:
     claimed = _claim(limit or current_app.config["GRADE_WORKER_BATCH"])
     if not claimed:
         return 0
-    versions = dict(claimed)
-    rows = db.session.scalars(select(GradeDelivery).where(GradeDelivery.id.in_(versions))).all()
-    by_course: dict[int, list[GradeDelivery]] = defaultdict(list)
-    for row in rows:
-        by_course[row.course_id].append(row)
-    for course_id, course_rows in by_course.items():
-        _deliver_course(db.session.get(Course, course_id), course_rows, versions)
+    session = db.session()
+    expire, session.expire_on_commit = session.expire_on_commit, False  # a commit per row must not reload the batch
+    try:
+        versions = dict(claimed)
+        rows = db.session.scalars(select(GradeDelivery).where(GradeDelivery.id.in_(versions))).all()
+        by_course: dict[int, list[GradeDelivery]] = defaultdict(list)
+        for row in rows:
+            by_course[row.course_id].append(row)
+        for course_id, course_rows in by_course.items():
+            _deliver_course(db.session.get(Course, course_id), course_rows, versions)
+    finally:
+        session.expire_on_commit = expire
     return len(claimed)
+
+
+def _renew_lease(rows: list[GradeDelivery], renewed_at: float) -> float:
+    """Keep the rows still to send leased to this worker (a dead worker's lease lapses within seconds).
+
+    Renewed every third of the lease, and committed at once: no lock is held while the LMS answers.
+    """
+    seconds = current_app.config["GRADE_CLAIM_SECONDS"]
+    if not rows or time.monotonic() - renewed_at < seconds / 3:
+        return renewed_at
+    db.session.execute(update(GradeDelivery).where(GradeDelivery.id.in_([r.id for r in rows]))
+                       .values(claimed_until=clock.now() + timedelta(seconds=seconds)))
+    db.session.commit()
+    return time.monotonic()
 
 
 def _deliver_course(course: Course, rows: list[GradeDelivery], versions: dict[int, int]) -> None:
@@ -258,8 +340,10 @@ def _deliver_course(course: Course, rows: list[GradeDelivery], versions: dict[in
         return
     grades = compute_grades(course.id, [row.student_id for row in rows])
     users = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_([r.student_id for r in rows])))}
-    for row in rows:
+    renewed_at = time.monotonic()  # _claim has just leased them
+    for index, row in enumerate(rows):
         grade = grades[row.student_id]
+        renewed_at = _renew_lease(rows[index:], renewed_at)
         try:
             if grade.score is not None:
                 _post_everywhere(course, client, line_items, row, users[row.student_id], grade)
@@ -335,6 +419,12 @@ def retry_failed(course_id: int, student_id: int | None = None) -> int:
 def run_worker(app: Flask, stop: threading.Event, interval: float | None = None) -> None:
     """Deliver grades until stop is set."""
     interval = interval or app.config["GRADE_WORKER_INTERVAL"]
+    try:
+        with app.app_context():
+            release_dead_leases()
+            db.session.remove()
+    except Exception:
+        log.exception("could not release the leases of dead workers")
     while not stop.is_set():
         handled = 0
         try:

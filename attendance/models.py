@@ -242,6 +242,7 @@ class GradeDelivery(db.Model):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)  # host:pid of the leasing worker
     last_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     last_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_timestamp: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
