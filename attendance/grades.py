@@ -34,6 +34,8 @@ from lti.services import PlatformAccount, ServiceClient, ServiceError
 
 log = logging.getLogger(__name__)
 AGS_SCOPES = (Scope.LINEITEM.value, Scope.SCORE.value)
+# Outcomes are written every few rows: a crash in between only means the same final grade is posted again.
+COMMIT_EVERY = 20
 HOST = socket.gethostname()
 WORKER_ID = f"{HOST}:{os.getpid()}"
 
@@ -356,7 +358,9 @@ def _deliver_course(course: Course, rows: list[GradeDelivery], versions: dict[in
             row.last_score, row.last_comment = grade.score, grade.comment
             row.delivered_at = clock.now()
         row.claimed_until = None
-        db.session.commit()
+        if index % COMMIT_EVERY == COMMIT_EVERY - 1:
+            db.session.commit()
+    db.session.commit()
 
 
 def _post_everywhere(course, client, line_items, row, user, grade) -> None:
