@@ -7,7 +7,24 @@ from attendance.models import STATUSES
 
 Latitude = lambda **kw: fields.Float(validate=validate.Range(-90, 90), allow_none=True, **kw)  # noqa: E731
 Longitude = lambda **kw: fields.Float(validate=validate.Range(-180, 180), allow_none=True, **kw)  # noqa: E731
-Id = lambda **kw: fields.Integer(strict=False, validate=validate.Range(min=1), **kw)  # noqa: E731
+MAX_ID = 2_147_483_647  # larger ids cannot exist (and would overflow the database's integer)
+
+
+class IdField(fields.Integer):
+    """A row id: a whole number from 1 to MAX_ID, as a JSON number or a form string; 1.5 is refused, not rounded."""
+
+    def __init__(self, **kw):
+        super().__init__(strict=False, validate=validate.Range(1, MAX_ID), **kw)
+
+    def _validated(self, value):
+        if isinstance(value, float) and not value.is_integer():
+            raise self.make_error("invalid")
+        if isinstance(value, str) and "." in value:
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
+Id = IdField
 
 
 class In(Schema):

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from attendance import clock
 from attendance.auth import Principal
+from attendance.errors import ApiError
 from attendance.models import ABSENT, EXCUSED, LATE, PRESENT, AttendanceRecord, ClassSession, Course, Enrollment
 from attendance.services import Policy, is_checkin_open, iso, policy_for
 from extensions import db
@@ -79,6 +80,8 @@ def classes(principal: Principal, scope: str) -> list[dict]:
 def history(principal: Principal, course_id: int | None, start: date | None, end: date | None) -> tuple[list, list]:
     """The student's records (newest first) and a summary per course."""
     courses = {c.id: c for c in _student_courses(principal)}
+    if course_id is not None and course_id not in courses:
+        raise ApiError("not_found", "No such course among yours.", 404)
     query = (select(AttendanceRecord, ClassSession).join(ClassSession)
              .where(AttendanceRecord.student_id == principal.user_id, ClassSession.course_id.in_(courses or [0])))
     if course_id is not None:

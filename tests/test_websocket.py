@@ -1,0 +1,367 @@
+"""The live WebSocket /ws/attendance/<class_session_id>?token=..., on a real server.
+
+A teacher's socket receives every message of the session; a student's socket only the changes to
+their own record; anyone else is refused before the upgrade. With Redis, a teacher connected to one
+server process sees a check-in received by another.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+import simple_websocket
+from cryptography.hazmat.primitives import serialization
+from werkzeug.serving import make_server
+
+from tests.conftest import Launcher, meta, register_platform
+from tests.helpers import ApiUser
+from tests.platform import Platform
+from tests.test_serve import ROOT, flask_cli, free_port, tool_env  # noqa: F401 - tool_env is a fixture
+
+_KEYS: dict[str, object] = {}
+
+
+def _key(platform):
+    if platform.private_pem not in _KEYS:
+        _KEYS[platform.private_pem] = serialization.load_pem_private_key(
+            platform.private_pem.encode(), None, unsafe_skip_rsa_key_validation=True)
+    return _KEYS[platform.private_pem]
+
+
+def fast_launch(launcher, platform, role="instructor", **claims) -> ApiUser:
+    """A real OIDC login + launch through the test client (the platform's key parsed once)."""
+    claims.setdefault("ags", False)
+    claims.setdefault("nrps", False)
+    auth = launcher.start(platform)
+    body = platform.claims(role, nonce=auth["nonce"], **claims)
+    response = launcher.post(platform.sign(body, key=_key(platform)), auth["state"])
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    return ApiUser(launcher.client, meta(response.get_data(as_text=True), "launch-token"))
+
+
+def session_body(title="Lecture") -> dict:
+    now = datetime.now(timezone.utc)
+    return {"title": title, "starts_at": (now - timedelta(minutes=1)).isoformat(),
+            "ends_at": (now + timedelta(hours=1)).isoformat(), "latitude": 41.5369, "longitude": -8.4239}
+
+
+class _Client(simple_websocket.Client):
+    """simple-websocket's client, minus a race: frames that arrive in the same read as the 101 response stay
+    in wsproto's buffer until more bytes come (the tool's "connected" message could wait for the next ping)."""
+
+    def handshake(self):
+        super().handshake()
+        self._handle_events()
+
+
+class Socket:
+    """A WebSocket client that keeps every message it got, pings aside."""
+
+    def __init__(self, url: str):
+        self.ws = _Client.connect(url)
+        self.seen: list[dict] = []
+
+    def next(self, timeout: float = 5.0) -> dict | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            raw = self.ws.receive(timeout=left)
+            if raw is None:
+                return None
+            message = json.loads(raw)
+            if message.get("type") == "ping":
+                continue
+            self.seen.append(message)
+            return message
+
+    def wait_for(self, kind: str, match=lambda m: True, timeout: float = 10.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = self.next(deadline - time.monotonic())
+            if message is not None and message.get("type") == kind and match(message):
+                return message
+        raise AssertionError(f"no {kind} message within {timeout} s; got {self.seen}")
+
+    def close(self):
+        self.ws.close()
+
+
+def handshake_status(url: str) -> tuple[int, dict | None]:
+    """Status and JSON body of a WebSocket upgrade request (http:// URL)."""
+    headers = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode()}
+    response = requests.get(url, headers=headers, timeout=10, stream=True)
+    try:
+        body = response.json() if response.status_code != 101 else None
+    finally:
+        response.close()
+    return response.status_code, body
+
+
+# -- one real server in this process -----------------------------------------------------------
+@pytest.fixture(scope="module")
+def platform():
+    lms = Platform(product="moodle")
+    yield lms
+    lms.stop()
+
+
+@pytest.fixture
+def server(app):
+    """The tool on a real HTTP server (werkzeug, threaded), sharing the app (and database) with the test client."""
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd.server_port
+    httpd.shutdown()
+    httpd.server_close()
+
+
+class Classroom:
+    def __init__(self, app, platform, port):
+        register_platform(app, platform)
+        self.port = port
+        launcher = Launcher(app.test_client())
+        self.teacher = fast_launch(launcher, platform, "instructor", sub="t1", name="Teacher")
+        self.alice = fast_launch(launcher, platform, "learner", sub="alice", name="Alice")
+        self.bob = fast_launch(launcher, platform, "learner", sub="bob", name="Bob")
+        self.other_teacher = fast_launch(launcher, platform, "instructor", sub="t2", context_id="course-2")
+        self.other_student = fast_launch(launcher, platform, "learner", sub="u2", context_id="course-2")
+        self.nobody = fast_launch(launcher, platform, "none", sub="n1")
+        self.account_admin = fast_launch(launcher, platform, "account_admin", sub="a1")
+        created = self.teacher.post("/api/class-sessions/", json=session_body())
+        assert created.status_code == 201
+        self.session_id = created.get_json()["class_session"]["id"]
+        self.sockets: list[Socket] = []
+
+    def url(self, token: str, session_id: int | None = None, scheme="ws") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}/ws/attendance/{session_id or self.session_id}?token={token}"
+
+    def connect(self, user: ApiUser) -> Socket:
+        socket = Socket(self.url(user.token))
+        self.sockets.append(socket)
+        hello = socket.next()
+        assert hello is not None and hello["type"] == "connected", hello
+        return socket
+
+    def code(self) -> dict:
+        response = self.teacher.post("/api/generate-code/", json={"class_session_id": self.session_id})
+        assert response.status_code == 200
+        return response.get_json()
+
+    def check_in(self, student: ApiUser, **where) -> dict:
+        response = student.post("/api/submit-attendance/", json={"attendance_code": self.code()["code"], **where})
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()["attendance"]
+
+    def submission(self, attendance_id: int) -> dict:
+        items = self.teacher.get("/api/get-session-submissions/", class_session_id=self.session_id).get_json()
+        return next(s for s in items["submissions"] if s["id"] == attendance_id)
+
+
+@pytest.fixture
+def room(app, platform, server):
+    classroom = Classroom(app, platform, server)
+    yield classroom
+    for socket in classroom.sockets:
+        socket.close()
+
+
+def test_teacher_socket_receives_every_message_of_the_session(room):
+    socket = room.connect(room.teacher)
+    assert socket.seen[0] == {"type": "connected", "class_session_id": room.session_id, "role": "teacher"}
+
+    issued = room.code()
+    message = socket.wait_for("code_generated")
+    assert (message["code"], message["expires_at"]) == (issued["code"], issued["expires_at"])
+
+    attendance = room.check_in(room.alice, latitude=41.5369, longitude=-8.4239, accuracy_m=15)
+    message = socket.wait_for("student_submission")
+    assert message["attendance"] == room.submission(attendance["id"])  # the same shape as get-session-submissions
+    assert message["attendance"]["student"]["name"] == "Alice"
+    assert set(message["attendance"]) >= {"id", "student", "submitted_at", "status", "risk"}
+
+    validated = room.teacher.post("/api/validate-attendance/", json={"attendance_id": attendance["id"],
+                                                                     "status": "late"}).get_json()
+    message = socket.wait_for("attendance_validated")
+    assert message["attendance"] == validated["attendance"] == room.submission(attendance["id"])
+    assert message["attendance"]["status"] == "late"
+
+    results = room.teacher.post("/api/run-ai-validation/", json={"attendance_id": attendance["id"]}).get_json()
+    message = socket.wait_for("ai_validation_result")
+    assert message["result"] == results["results"][0]
+    assert set(message["result"]) == {"attendance_id", "score", "level", "reasons"}
+    assert message["result"]["attendance_id"] == attendance["id"]
+
+
+def test_every_connected_teacher_gets_the_messages(room, app, platform):
+    first = room.connect(room.teacher)
+    second = room.connect(room.teacher)
+    room.check_in(room.bob)
+    for socket in (first, second):
+        assert socket.wait_for("student_submission")["attendance"]["student"]["name"] == "Bob"
+
+
+def test_teacher_socket_does_not_get_other_sessions_messages(room):
+    other = room.teacher.post("/api/class-sessions/", json=session_body("Other")).get_json()["class_session"]["id"]
+    socket = room.connect(room.teacher)
+    room.teacher.post("/api/generate-code/", json={"class_session_id": other})
+    issued = room.code()
+    message = socket.wait_for("code_generated")
+    assert message["code"] == issued["code"] and message["class_session_id"] == room.session_id
+
+
+def test_a_student_socket_gets_only_their_own_changes(room):
+    alice_record = room.check_in(room.alice)
+    bob_record = room.check_in(room.bob)
+    socket = room.connect(room.alice)
+    assert socket.seen[0]["role"] == "student"
+    room.code()  # teachers' messages are not for students
+    room.teacher.post("/api/validate-attendance/", json={"attendance_id": bob_record["id"], "status": "absent"})
+    room.teacher.post("/api/validate-attendance/", json={"attendance_id": alice_record["id"], "status": "late"})
+    message = socket.next()
+    assert message == {"type": "attendance_validated",
+                       "attendance": {"id": alice_record["id"], "class_session_id": room.session_id, "status": "late"}}
+    assert socket.next(timeout=1.0) is None  # nothing about Bob, no code, before or after
+
+
+@pytest.mark.parametrize("who, session, status, code", [
+    ("other_teacher", "own", 403, "permission_denied"),   # a teacher of another course
+    ("other_student", "own", 403, "permission_denied"),
+    ("nobody", "own", 403, "permission_denied"),           # a launch with no role
+    ("account_admin", "own", 403, "permission_denied"),
+    ("teacher", "unknown", 403, "permission_denied"),     # no such session
+    ("bad-token", "own", 401, "authentication_required"),
+    ("no-token", "own", 401, "authentication_required"),
+])
+def test_refused_before_the_upgrade(room, who, session, status, code):
+    special = {"bad-token": room.teacher.token[:-4] + "AAAA", "no-token": ""}
+    token = special[who] if who in special else getattr(room, who).token
+    session_id = 987654 if session == "unknown" else room.session_id
+    got, body = handshake_status(room.url(token, session_id, scheme="http"))
+    assert got == status
+    assert body["success"] is False and body["error"]["code"] == code
+    with pytest.raises(simple_websocket.ConnectionError) as refused:
+        simple_websocket.Client.connect(room.url(token, session_id))
+    assert refused.value.status_code == status
+
+
+def test_a_refused_caller_gets_no_messages(room):
+    """The other course's teacher stays refused even while the session is busy."""
+    with pytest.raises(simple_websocket.ConnectionError) as refused:
+        simple_websocket.Client.connect(room.url(room.other_teacher.token))
+    assert refused.value.status_code == 403
+    got, _ = handshake_status(room.url(room.teacher.token, scheme="http"))
+    assert got == 101  # the same request with the right teacher's token upgrades
+
+
+# -- two processes, one Redis ------------------------------------------------------------------
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def redis_reachable() -> bool:
+    try:
+        import redis
+
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
+    except Exception:  # noqa: BLE001 - any failure means no Redis here
+        return False
+
+
+def serve(env, port, log: Path) -> subprocess.Popen:
+    handle = log.open("wb")
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=handle, stderr=subprocess.STDOUT)
+    handle.close()
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/lti/jwks", timeout=1).status_code == 200:
+                return proc
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    raise AssertionError("tool did not start: " + log.read_text()[-2000:])
+
+
+def http_launch(base: str, platform: Platform, role: str, **claims) -> str:
+    """An OIDC login + launch over real HTTP; answers the launch token."""
+    login = requests.get(f"{base}/lti/login", allow_redirects=False, timeout=10,
+                         params=platform.login_params(f"{base}/lti/launch"))
+    assert login.status_code == 302, login.text[:300]
+    auth = {k: v[0] for k, v in parse_qs(urlsplit(login.headers["Location"]).query).items()}
+    cookie = login.headers["Set-Cookie"].split(";", 1)[0]
+    claims = platform.claims(role, nonce=auth["nonce"], ags=False, nrps=False, **claims)
+    token = platform.sign(claims, key=_key(platform))
+    launch = requests.post(f"{base}/lti/launch", headers={"Cookie": cookie}, timeout=10,
+                           data={"id_token": token, "state": auth["state"]})
+    assert launch.status_code == 200, launch.text[:500]
+    found = re.search(r'<meta name="launch-token" content="([^"]+)"', launch.text)
+    assert found, launch.text[:500]
+    return found.group(1)
+
+
+@pytest.mark.skipif(not redis_reachable(), reason="Redis is not reachable on 127.0.0.1:6379")
+def test_two_processes_deliver_through_redis(tool_env, tmp_path):  # noqa: F811 - the fixture
+    port_a, port_b = free_port(), free_port()
+    a_url, b_url = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
+    env = dict(tool_env, TOOL_BASE_URL=a_url, REDIS_URL=REDIS_URL)
+    platform = Platform(product="moodle")
+    procs = [serve(env, port_a, tmp_path / "a.log")]
+    sockets = []
+    try:
+        procs.append(serve(env, port_b, tmp_path / "b.log"))
+        flask_cli(env, "platform", "add", "--issuer", platform.issuer, "--client-id", platform.client_id,
+                  "--auth-login-url", platform.auth_url, "--token-url", platform.token_url,
+                  "--key-set-url", platform.jwks_url, "--deployment-id", platform.deployment_id)
+        marker = uuid.uuid4().hex[:10]  # other tests may share this Redis: find our own messages by name
+        teacher = http_launch(a_url, platform, "instructor", sub="t-" + marker)
+        student_name = f"Student {marker}"
+        student = http_launch(a_url, platform, "learner", sub="s-" + marker, name=student_name)
+        teacher_h = {"Authorization": f"Bearer {teacher}"}
+        created = requests.post(f"{a_url}/api/class-sessions/", json=session_body(), headers=teacher_h, timeout=10)
+        assert created.status_code == 201, created.text
+        session_id = created.json()["class_session"]["id"]
+
+        # The teacher watches on process B ...
+        socket = Socket(f"ws://127.0.0.1:{port_b}/ws/attendance/{session_id}?token={teacher}")
+        sockets.append(socket)
+        assert socket.next()["type"] == "connected"
+        # ... while the code and the check-in go through process A.
+        issued = requests.post(f"{a_url}/api/generate-code/", json={"class_session_id": session_id},
+                               headers=teacher_h, timeout=10).json()
+        message = socket.wait_for("code_generated", lambda m: m["code"] == issued["code"])
+        assert message["expires_at"] == issued["expires_at"]
+        submitted = requests.post(f"{a_url}/api/submit-attendance/", timeout=10,
+                                  headers={"Authorization": f"Bearer {student}"},
+                                  data={"attendance_code": issued["code"], "simulated_latitude": "41.5369",
+                                        "simulated_longitude": "-8.4239"})
+        assert submitted.status_code == 201, submitted.text
+        message = socket.wait_for("student_submission",
+                                  lambda m: m["attendance"]["student"]["name"] == student_name, timeout=15)
+        assert message["attendance"]["id"] == submitted.json()["attendance"]["id"]
+        listed = requests.get(f"{b_url}/api/get-session-submissions/", params={"class_session_id": session_id},
+                              headers=teacher_h, timeout=10).json()["submissions"]
+        assert message["attendance"] == listed[0]
+    finally:
+        for socket in sockets:
+            socket.close()
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=10)
+        platform.stop()
