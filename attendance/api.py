@@ -207,6 +207,15 @@ def _settings_json(course: Course) -> dict:
             "points_absent": policy.points_absent}
 
 
+def _save_policy(course: Course, changes: dict) -> None:
+    """Write changed rules to the course's policy row (created on first change)."""
+    if changes:
+        row = db.session.get(CoursePolicy, course.id) or CoursePolicy(course_id=course.id)
+        for key, value in changes.items():
+            setattr(row, key, value)
+        db.session.add(row)
+
+
 @bp.route("/course-settings/", methods=["GET", "POST"])
 @require_role(TEACHER)
 def course_settings():
@@ -220,11 +229,7 @@ def course_settings():
             except (ZoneInfoNotFoundError, ValueError):
                 raise ApiError("validation_error", "Unknown timezone.", 422, {"timezone": ["Unknown timezone."]}) from None
             course.timezone = data.pop("timezone")
-        if data:
-            row = db.session.get(CoursePolicy, course.id) or CoursePolicy(course_id=course.id)
-            for key, value in data.items():
-                setattr(row, key, value)
-            db.session.add(row)
+        _save_policy(course, data)
         db.session.commit()
     return ok(settings=_settings_json(course))
 
@@ -407,11 +412,7 @@ def grade_policy():
     principal = current_principal()
     course = services.course_of(principal)
     if request.method == "POST":
-        data = load(GradePolicyIn)
-        row = db.session.get(CoursePolicy, course.id) or CoursePolicy(course_id=course.id)
-        for key, value in data.items():
-            setattr(row, key, value)
-        db.session.add(row)
+        _save_policy(course, load(GradePolicyIn))
         db.session.flush()
         grades.queue_grades(course.id)
         db.session.commit()

@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import Flask, current_app
+from flask import Flask
 from sqlalchemy import select
 
 from attendance import clock

@@ -19,6 +19,7 @@ from lti.models import Deployment, Registration
 from tests.platform import Platform
 
 TOOL = "http://localhost"
+pytest_plugins = ["tests.processes"]  # the tool_env fixture for tests that run real tool processes
 
 
 @pytest.fixture(scope="session")

@@ -54,6 +54,7 @@ class Platform:
         self.client_id = client_id
         self.deployment_id = deployment_id
         self.private_pem, self.public_jwk = new_rsa_key()
+        self._signing_key = None
         self.published = [self.public_jwk]
         self.requests: list[tuple[str, str, dict, bytes]] = []  # (method, path+query, headers, body)
         self.handlers = {}  # path -> callable(Request) -> Response, for tests to add endpoints
@@ -113,6 +114,7 @@ class Platform:
     def rotate_key(self, keep_old: bool = True) -> None:
         """Make a new signing key and publish it (beside the old one unless keep_old is False)."""
         self.private_pem, self.public_jwk = new_rsa_key()
+        self._signing_key = None
         self.published = (self.published if keep_old else []) + [self.public_jwk]
 
     def sign(self, claims: dict, *, kid: str | None | bool = True, alg: str = "RS256", key: str | None = None,
@@ -123,6 +125,11 @@ class Platform:
             hdr["kid"] = self.public_jwk["kid"]
         elif isinstance(kid, str):
             hdr["kid"] = kid
+        if key is None and alg.startswith("RS"):
+            if self._signing_key is None:  # parsing the PEM is the slow part of signing: once per key
+                self._signing_key = serialization.load_pem_private_key(
+                    self.private_pem.encode(), None, unsafe_skip_rsa_key_validation=True)
+            key = self._signing_key
         return jwt.encode(claims, key or self.private_pem, algorithm=alg, headers=hdr)
 
     def claims(self, role: str = "instructor", *, nonce: str = "n", sub: str | None = None,

@@ -18,7 +18,6 @@ from io import BytesIO
 from unittest import mock
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
@@ -30,7 +29,8 @@ from attendance.models import (
 from extensions import db
 from lti.tokens import SALT, read_launch_token
 from tests.conftest import TOOL, Launcher, _reset_postgres, meta, register_platform
-from tests.helpers import ApiUser
+from tests.helpers import ApiUser, assert_error
+from tests.helpers import fast_launch as _fast_launch
 from tests.platform import Platform
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
@@ -38,30 +38,9 @@ ROOM = (41.5369, -8.4239)
 
 
 # -- fast, real launches -----------------------------------------------------------------------
-_KEYS: dict[str, object] = {}
-
-
-def _key(platform):
-    """The platform's private key, parsed once (parsing the PEM is the slow part of signing)."""
-    if platform.private_pem not in _KEYS:
-        _KEYS[platform.private_pem] = serialization.load_pem_private_key(
-            platform.private_pem.encode(), None, unsafe_skip_rsa_key_validation=True)
-    return _KEYS[platform.private_pem]
-
-
 def fast_launch(launcher, platform, role="instructor", **claims) -> tuple[ApiUser, str]:
-    """A full OIDC login + launch as the LMS would do it; answers the API user and the page.
-
-    Without AGS and NRPS claims unless asked: grades and rosters have their own tests.
-    """
-    claims.setdefault("ags", False)
-    claims.setdefault("nrps", False)
-    auth = launcher.start(platform)
-    body = platform.claims(role, nonce=auth["nonce"], **claims)
-    response = launcher.post(platform.sign(body, key=_key(platform)), auth["state"])
-    assert response.status_code == 200, response.get_data(as_text=True)[:500]
-    html = response.get_data(as_text=True)
-    return ApiUser(launcher.client, meta(html, "launch-token")), html
+    """A launch answering the API user and the launched page."""
+    return _fast_launch(launcher, platform, role, with_page=True, **claims)
 
 
 def user_of(app, api_user: ApiUser) -> dict:
@@ -99,21 +78,6 @@ def assert_unchanged(app, before: dict, label: str = "", tables=None) -> None:
     for table in before:
         assert after[table] == before[table], f"{label}: rows of {table} changed"
 
-
-def assert_error(response, status: int, code: str, field: str | None = None) -> dict:
-    """The contract's error shape: {"success": false, "error": {"code", "message", ["fields"]}}."""
-    text = response.get_data(as_text=True)
-    assert response.status_code == status, f"expected {status} {code}, got {response.status_code}: {text[:400]}"
-    assert response.mimetype == "application/json", text[:400]
-    body = response.get_json()
-    assert body["success"] is False, body
-    assert body["error"]["code"] == code, body
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"], body
-    assert "Traceback" not in text and "File \"" not in text
-    if field is not None:
-        assert isinstance(body["error"].get("fields"), dict), body
-        assert field in body["error"]["fields"], body
-    return body
 
 
 # -- the world ---------------------------------------------------------------------------------

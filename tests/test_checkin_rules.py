@@ -9,15 +9,14 @@ import math
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func, select
 
 from attendance import codes
 from attendance.geo import haversine_m
 from attendance.models import AttendanceRecord, ClassSession
 from extensions import db
-from tests.conftest import Launcher, meta, register_platform
-from tests.helpers import ApiUser
+from tests.conftest import Launcher, register_platform
+from tests.helpers import ApiUser, assert_error, fast_launch
 from tests.platform import Platform
 
 UTC = timezone.utc
@@ -35,32 +34,6 @@ def iso(moment: datetime) -> str:
 
 
 # -- fixtures ----------------------------------------------------------------------------------
-_KEYS: dict[str, object] = {}
-
-
-def fast_launch(launcher, platform, role="instructor", **claims) -> ApiUser:
-    """A real OIDC login + launch (the platform's key parsed once: parsing is the slow part of signing)."""
-    if platform.private_pem not in _KEYS:
-        _KEYS[platform.private_pem] = serialization.load_pem_private_key(
-            platform.private_pem.encode(), None, unsafe_skip_rsa_key_validation=True)
-    claims.setdefault("ags", False)
-    claims.setdefault("nrps", False)
-    auth = launcher.start(platform)
-    body = platform.claims(role, nonce=auth["nonce"], **claims)
-    response = launcher.post(platform.sign(body, key=_KEYS[platform.private_pem]), auth["state"])
-    assert response.status_code == 200, response.get_data(as_text=True)[:500]
-    return ApiUser(launcher.client, meta(response.get_data(as_text=True), "launch-token"))
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, (response.status_code, response.get_data(as_text=True)[:400])
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert body["success"] is False and body["error"]["code"] == code, body
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    return body
-
-
 @pytest.fixture(scope="module")
 def platform():
     lms = Platform(product="moodle")

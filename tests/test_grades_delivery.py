@@ -26,7 +26,7 @@ from tests.conftest import meta, register_platform
 from tests.helpers import launch_as
 from tests.lms_services import SCOPE_SCORE, LmsServices
 from tests.platform import Platform
-from tests.test_serve import flask_cli, free_port, serve, tool_env  # noqa: F401 - tool_env is a fixture
+from tests.processes import flask_cli, free_port, serve
 
 AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
@@ -639,7 +639,7 @@ class _Tool:
 
 
 @pytest.fixture
-def served(tool_env):  # noqa: F811 - the fixture imported from test_serve
+def served(tool_env):
     tool = _Tool(tool_env)
     platform = Platform(product="moodle")
     lms = LmsServices(platform, tool_jwks=lambda: requests.get(tool.base + "/lti/jwks", timeout=5).json())

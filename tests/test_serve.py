@@ -1,70 +1,12 @@
 """`python app.py` really serves, migrates an empty database, and two processes share state and nonces."""
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 import requests
 
 from tests.platform import Platform
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def tool_env(tmp_path):
-    env = dict(os.environ, INSTANCE_PATH=str(tmp_path / "instance"), KEYS_DIR=str(tmp_path / "keys"),
-               SECRET_KEY="serve-test-secret", PYTHONUNBUFFERED="1")
-    env.pop("FLASK_APP", None)
-    yield env
-    if env.get("DATABASE_URL"):  # leave PostgreSQL empty for the next test
-        subprocess.run([sys.executable, "-c", "from tests.test_serve import drop_all; drop_all()"],
-                       cwd=ROOT, env=env, check=True, timeout=60)
-
-
-def drop_all():
-    from sqlalchemy import text
-
-    from app import create_app
-    from extensions import db
-
-    app = create_app({"AUTO_MIGRATE": False})
-    with app.app_context():
-        db.drop_all()
-        with db.engine.begin() as conn:
-            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-
-
-def serve(env, port):
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/lti/jwks", timeout=1).status_code == 200:
-                return proc
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("tool did not start: " + proc.stdout.read().decode()[-2000:])
-
-
-def flask_cli(env, *args) -> str:
-    result = subprocess.run([sys.executable, "-m", "flask", "--app", "app", *args], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+from tests.processes import flask_cli, free_port, serve
 
 
 def test_two_processes_share_state_and_refuse_replays(tool_env):

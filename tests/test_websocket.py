@@ -10,46 +10,21 @@ import base64
 import json
 import os
 import re
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 import simple_websocket
-from cryptography.hazmat.primitives import serialization
 from werkzeug.serving import make_server
 
-from tests.conftest import Launcher, meta, register_platform
-from tests.helpers import ApiUser
+from tests.conftest import Launcher, register_platform
+from tests.helpers import ApiUser, fast_launch
 from tests.platform import Platform
-from tests.test_serve import ROOT, flask_cli, free_port, tool_env  # noqa: F401 - tool_env is a fixture
-
-_KEYS: dict[str, object] = {}
-
-
-def _key(platform):
-    if platform.private_pem not in _KEYS:
-        _KEYS[platform.private_pem] = serialization.load_pem_private_key(
-            platform.private_pem.encode(), None, unsafe_skip_rsa_key_validation=True)
-    return _KEYS[platform.private_pem]
-
-
-def fast_launch(launcher, platform, role="instructor", **claims) -> ApiUser:
-    """A real OIDC login + launch through the test client (the platform's key parsed once)."""
-    claims.setdefault("ags", False)
-    claims.setdefault("nrps", False)
-    auth = launcher.start(platform)
-    body = platform.claims(role, nonce=auth["nonce"], **claims)
-    response = launcher.post(platform.sign(body, key=_key(platform)), auth["state"])
-    assert response.status_code == 200, response.get_data(as_text=True)[:500]
-    return ApiUser(launcher.client, meta(response.get_data(as_text=True), "launch-token"))
-
+from tests.processes import flask_cli, free_port, serve
 
 def session_body(title="Lecture") -> dict:
     now = datetime.now(timezone.utc)
@@ -282,23 +257,6 @@ def redis_reachable() -> bool:
         return False
 
 
-def serve(env, port, log: Path) -> subprocess.Popen:
-    handle = log.open("wb")
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=handle, stderr=subprocess.STDOUT)
-    handle.close()
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/lti/jwks", timeout=1).status_code == 200:
-                return proc
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    proc.kill()
-    proc.wait()
-    raise AssertionError("tool did not start: " + log.read_text()[-2000:])
-
-
 def http_launch(base: str, platform: Platform, role: str, **claims) -> str:
     """An OIDC login + launch over real HTTP; answers the launch token."""
     login = requests.get(f"{base}/lti/login", allow_redirects=False, timeout=10,
@@ -307,7 +265,7 @@ def http_launch(base: str, platform: Platform, role: str, **claims) -> str:
     auth = {k: v[0] for k, v in parse_qs(urlsplit(login.headers["Location"]).query).items()}
     cookie = login.headers["Set-Cookie"].split(";", 1)[0]
     claims = platform.claims(role, nonce=auth["nonce"], ags=False, nrps=False, **claims)
-    token = platform.sign(claims, key=_key(platform))
+    token = platform.sign(claims)
     launch = requests.post(f"{base}/lti/launch", headers={"Cookie": cookie}, timeout=10,
                            data={"id_token": token, "state": auth["state"]})
     assert launch.status_code == 200, launch.text[:500]
@@ -317,7 +275,7 @@ def http_launch(base: str, platform: Platform, role: str, **claims) -> str:
 
 
 @pytest.mark.skipif(not redis_reachable(), reason="Redis is not reachable on 127.0.0.1:6379")
-def test_two_processes_deliver_through_redis(tool_env, tmp_path):  # noqa: F811 - the fixture
+def test_two_processes_deliver_through_redis(tool_env, tmp_path):
     port_a, port_b = free_port(), free_port()
     a_url, b_url = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
     env = dict(tool_env, TOOL_BASE_URL=a_url, REDIS_URL=REDIS_URL)
