@@ -8,6 +8,7 @@ the new row without a reload; the teacher validates it and the student's page fo
 from __future__ import annotations
 
 import os
+import time
 from html import escape
 from pathlib import Path
 
@@ -186,6 +187,21 @@ def test_teacher_sees_a_check_in_live_and_validates_it(browser, tool, lms, shots
     student.save_screenshot(str(shots / "student.png"))
 
 
+def click(driver, selector: str, attempts: int = 20) -> None:
+    """Click the element matching selector, finding it again if a live update re-rendered it meanwhile."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    for attempt in range(attempts):
+        try:
+            driver.find_element(By.CSS_SELECTOR, selector).click()
+            return
+        except (StaleElementReferenceException, NoSuchElementException):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.25)
+
+
 def png(width: int = 16, height: int = 16) -> bytes:
     """A small valid PNG (a blue square), as a student's scanned note."""
     import struct
@@ -254,17 +270,17 @@ def test_teacher_reviews_validates_and_closes_in_the_browser(browser, tool, lms,
     first.find_element(By.CSS_SELECTOR, ".remark-input").send_keys("Bus strike", Keys.ENTER)
     wait_for_js(teacher, f"return document.querySelector('{rows} .remark-text').textContent === 'Bus strike'")
 
-    teacher.find_element(By.CSS_SELECTOR, '#missing-students button[aria-label="Mark Barbara Liskov present"]').click()
+    click(teacher, '#missing-students button[aria-label="Mark Barbara Liskov present"]')
     wait_for_js(teacher, f"return [...document.querySelectorAll('{rows}')].some(r => "
                          "r.querySelector('th.student').textContent === 'Barbara Liskov' && r.dataset.status === 'present')")
 
     # The justification's document opens inline, and approving it excuses Grace live on both pages.
     card = "#justifications li[data-justification-id]"
     wait_for_js(teacher, f"return document.querySelector('{card}')")
-    teacher.find_element(By.CSS_SELECTOR, f"{card} [data-action=view-document]").click()
+    click(teacher, f"{card} [data-action=view-document]")
     wait_for_js(teacher, "var i = document.querySelector('#document-frame img'); return i && i.complete && i.naturalWidth === 16")
     assert teacher.find_element(By.CSS_SELECTOR, "#document-frame img").get_attribute("src").startswith("blob:")
-    teacher.find_element(By.CSS_SELECTOR, f"{card} [data-decision=approve]").click()
+    click(teacher, f"{card} [data-decision=approve]")
     wait_for_js(teacher, f"return [...document.querySelectorAll('{rows}')].some(r => "
                          "r.querySelector('th.student').textContent === 'Grace Hopper' && r.dataset.status === 'excused')")
     assert "excused" in wait_for_js(student, "return document.getElementById('live-message').textContent")
