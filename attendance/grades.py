@@ -188,23 +188,24 @@ def _claim(limit: int) -> list[tuple[int, int]]:
     """Lease due rows to this worker: (row id, version). PostgreSQL skips rows another worker holds."""
     now = clock.now()
     lease = now + timedelta(seconds=current_app.config["GRADE_CLAIM_SECONDS"])
-    query = (select(GradeDelivery.id, GradeDelivery.version)
+    query = (select(GradeDelivery.id)
              .where(GradeDelivery.state == "pending", GradeDelivery.next_attempt_at <= now,
                     or_(GradeDelivery.claimed_until.is_(None), GradeDelivery.claimed_until < now))
              .order_by(GradeDelivery.next_attempt_at).limit(limit))
     if db.engine.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    rows = db.session.execute(query).all()
-    claimed = []
-    for row in rows:
-        # The conditional update makes the lease safe on SQLite too, where there is no SKIP LOCKED.
-        result = db.session.execute(update(GradeDelivery).where(
-            GradeDelivery.id == row.id, or_(GradeDelivery.claimed_until.is_(None), GradeDelivery.claimed_until < now))
-            .values(claimed_until=lease, claimed_by=WORKER_ID))
-        if result.rowcount:
-            claimed.append((row.id, row.version))
+    ids = db.session.scalars(query).all()
+    if not ids:
+        db.session.commit()
+        return []
+    # One conditional UPDATE leases them all; its condition keeps the lease safe on SQLite too (no SKIP LOCKED).
+    claimed = db.session.execute(
+        update(GradeDelivery)
+        .where(GradeDelivery.id.in_(ids), or_(GradeDelivery.claimed_until.is_(None), GradeDelivery.claimed_until < now))
+        .values(claimed_until=lease, claimed_by=WORKER_ID)
+        .returning(GradeDelivery.id, GradeDelivery.version)).all()
     db.session.commit()
-    return claimed
+    return [(row.id, row.version) for row in claimed]
 
 
 def _backoff(attempts: int, retry_after: float | None) -> float:
