@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 
 from attendance import clock
 from attendance.grades import service_client
@@ -54,48 +54,55 @@ def sync_roster(course: Course) -> RosterResult:
         course.roster_error = exc.message
         db.session.commit()
         raise
-    users = {}
+    # Bulk statements rather than one ORM object per member: a lecture course has thousands of them.
+    fields = ("name", "given_name", "family_name", "email", "picture")
+    existing = {}
     subs = list(members)
     for start in range(0, len(subs), CHUNK):
-        users.update({u.sub: u for u in db.session.scalars(select(User).where(
-            User.registration_id == course.registration_id, User.sub.in_(subs[start:start + CHUNK])))})
-    added = updated = 0
-    new_users = []
+        existing.update({row.sub: row for row in db.session.execute(select(User.id, User.sub, *(
+            getattr(User, f) for f in fields)).where(User.registration_id == course.registration_id,
+                                                     User.sub.in_(subs[start:start + CHUNK])))})
+    wanted = {sub: {f: v for f, v in (("name", _member_name(m)), *((f, m.get(f)) for f in fields[1:]))
+                    if isinstance(v, str) and v} for sub, m in members.items()}
+    new_users = [dict({f: "" for f in fields}, registration_id=course.registration_id, sub=sub, **wanted[sub])
+                 for sub in subs if sub not in existing]
+    if new_users:
+        db.session.execute(insert(User), new_users)
+    changed_users = [dict(id=existing[sub].id, **values) for sub, values in wanted.items() if sub in existing
+                     and any(getattr(existing[sub], f) != v for f, v in values.items())]
+    for row in changed_users:  # few, and each may change different columns
+        db.session.execute(update(User).where(User.id == row.pop("id")).values(**row))
+    user_ids = {}
+    for start in range(0, len(subs), CHUNK):
+        user_ids.update(db.session.execute(select(User.sub, User.id).where(
+            User.registration_id == course.registration_id, User.sub.in_(subs[start:start + CHUNK]))).all())
+
+    enrollments = {row.user_id: row for row in db.session.execute(select(
+        Enrollment.id, Enrollment.user_id, Enrollment.role, Enrollment.active, Enrollment.source)
+        .where(Enrollment.course_id == course.id))}
+    new_enrollments, changed, seen = [], [], set()
     for sub, member in members.items():
-        user = users.get(sub)
-        if user is None:
-            user = User(registration_id=course.registration_id, sub=sub)
-            users[sub] = user
-            new_users.append(user)
-        for attr, value in (("name", _member_name(member)), ("given_name", member.get("given_name")),
-                            ("family_name", member.get("family_name")), ("email", member.get("email")),
-                            ("picture", member.get("picture"))):
-            if isinstance(value, str) and value and getattr(user, attr) != value:
-                setattr(user, attr, value)
-    db.session.add_all(new_users)
-    db.session.flush()
-    enrollments = {e.user_id: e for e in db.session.scalars(select(Enrollment).where(Enrollment.course_id == course.id))}
-    seen = set()
-    for sub, member in members.items():
-        user = users[sub]
-        seen.add(user.id)
+        user_id = user_ids[sub]
+        seen.add(user_id)
         roles = [r for r in member.get("roles") or [] if isinstance(r, str)]
         role = map_roles(roles).role
         active = (member.get("status") or "Active") == "Active"
-        enrollment = enrollments.get(user.id)
+        enrollment = enrollments.get(user_id)
         if enrollment is None:
-            db.session.add(Enrollment(course_id=course.id, user_id=user.id, role=role, lti_roles=roles,
-                                      active=active, source="roster"))
-            added += 1
+            new_enrollments.append({"course_id": course.id, "user_id": user_id, "role": role, "lti_roles": roles,
+                                    "active": active, "source": "roster"})
         elif (enrollment.role, enrollment.active) != (role, active):
-            enrollment.role, enrollment.active, enrollment.lti_roles = role, active, roles
-            updated += 1
-    deactivated = 0
-    for user_id, enrollment in enrollments.items():
-        # An empty roster is a platform fault (a course has at least its teacher), not everyone leaving.
-        if members and user_id not in seen and enrollment.active and enrollment.source != "admin":
-            enrollment.active = False  # left the course in the LMS
-            deactivated += 1
+            changed.append({"id": enrollment.id, "role": role, "active": active, "lti_roles": roles})
+    if new_enrollments:
+        db.session.execute(insert(Enrollment), new_enrollments)
+    if changed:
+        db.session.execute(update(Enrollment), changed)
+    # An empty roster is a platform fault (a course has at least its teacher), not everyone leaving.
+    left = [row.id for user_id, row in enrollments.items()
+            if members and user_id not in seen and row.active and row.source != "admin"]
+    if left:
+        db.session.execute(update(Enrollment).where(Enrollment.id.in_(left)).values(active=False))
+    added, updated, deactivated = len(new_enrollments), len(changed), len(left)
     course.roster_synced_at = clock.now()
     course.roster_error = None
     db.session.commit()
