@@ -1,6 +1,8 @@
 """Read a request body (JSON or form) through a schema; bad input becomes a 400/422 in the contract's shape."""
 from __future__ import annotations
 
+import functools
+
 from flask import request
 from marshmallow import Schema, ValidationError, fields
 
@@ -20,9 +22,15 @@ def _form_data(schema: Schema) -> dict:
     return data
 
 
+@functools.cache
+def _schema(schema_cls: type[Schema]) -> Schema:
+    """One instance per schema: instantiating deep-copies every field, and loading keeps no state."""
+    return schema_cls()
+
+
 def load(schema_cls: type[Schema], *, query: bool = False) -> dict:
     """The validated input of this request: the query string, a JSON body or a form body."""
-    schema = schema_cls()
+    schema = _schema(schema_cls)
     if not query and request.is_json:
         data = request.get_json(silent=True)
         if not isinstance(data, dict):

@@ -10,6 +10,11 @@ from extensions import UTCDateTime, db
 from lti.models import Registration, utcnow
 
 
+def display_name(name: str | None, email: str | None, sub: str) -> str:
+    """How a person is shown: their name, else their e-mail, else a stable pseudonym (no PII sent)."""
+    return name or email or f"User {sub[:12]}"
+
+
 class User(db.Model):
     """A person on one platform: (registration, sub). Names and e-mail only when the platform sends them."""
 
@@ -32,7 +37,7 @@ class User(db.Model):
 
     @property
     def display_name(self) -> str:
-        return self.name or self.email or f"User {self.sub[:12]}"
+        return display_name(self.name, self.email, self.sub)
 
 
 class Course(db.Model):

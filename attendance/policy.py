@@ -9,10 +9,6 @@ from attendance.models import CoursePolicy
 from extensions import db
 
 
-POLICY_COLUMNS = ("points_present", "points_late", "points_absent", "present_minutes", "late_minutes",
-                  "code_rotation_seconds", "campus_networks", "drop_lowest", "denominator")
-
-
 @dataclass(frozen=True)
 class Policy:
     points_present: float

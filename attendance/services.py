@@ -10,6 +10,7 @@ import hashlib
 import ipaddress
 import uuid
 from dataclasses import dataclass
+from types import SimpleNamespace
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -23,9 +24,10 @@ from attendance.auth import Principal
 from attendance.errors import ApiError
 from attendance.models import (
     ABSENT, LATE, PRESENT, AttendanceRecord, AuditEntry, ClassSession, Course, CoursePolicy, Enrollment, User,
+    display_name,
 )
 from attendance.grades import queue_grades
-from attendance.policy import POLICY_COLUMNS, Policy, policy_for
+from attendance.policy import Policy, policy_for
 from attendance.risk import RiskSignals, score_check_in
 from attendance.roster import sync_roster
 from extensions import db
@@ -203,6 +205,10 @@ def on_campus(ip: str | None, networks: tuple[str, ...]) -> bool | None:
     return False
 
 
+# What a check-in needs of the course policy; a Policy built from these rows has default points (unused here).
+CHECKIN_POLICY_COLUMNS = ("present_minutes", "late_minutes", "code_rotation_seconds", "campus_networks")
+
+
 @functools.cache
 def _checkin_query(one_session: bool):
     """The hot path's SELECT, built once: open sessions of the course with their policy, the student's
@@ -219,7 +225,7 @@ def _checkin_query(one_session: bool):
                        ClassSession.checkin_opened_at, ClassSession.latitude, ClassSession.longitude,
                        ClassSession.radius_m, ClassSession.present_minutes.label("session_present_minutes"),
                        ClassSession.late_minutes.label("session_late_minutes")]
-    policy_columns = [getattr(CoursePolicy, name) for name in POLICY_COLUMNS]
+    policy_columns = [getattr(CoursePolicy, name) for name in CHECKIN_POLICY_COLUMNS]
     student_columns = [User.name.label("student_name"), User.email.label("student_email"),
                        User.sub.label("student_sub")]
     query = (select(*session_columns, *policy_columns, *student_columns, same_device.label("same_device"),
@@ -240,12 +246,13 @@ def _checkin_query(one_session: bool):
 def _checkin_insert(dialect: str):
     """INSERT … ON CONFLICT DO NOTHING RETURNING id: a duplicate check-in costs no exception and no rollback."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return (insert(AttendanceRecord).on_conflict_do_nothing(index_elements=["class_session_id", "student_id"])
-            .returning(AttendanceRecord.id))
+    table = AttendanceRecord.__table__  # Core, not the ORM's bulk-insert machinery
+    return (insert(table).on_conflict_do_nothing(index_elements=["class_session_id", "student_id"])
+            .returning(table.c.id))
 
 
 def record_check_in(principal: Principal, code: str, where: Where, client: Client,
-                    class_session_id: int | None = None) -> AttendanceRecord:
+                    class_session_id: int | None = None) -> SimpleNamespace:
     """Check a student in with the code on the screen.
 
     The hot path: one SELECT (open sessions, the course policy, the student's active enrollment and
@@ -268,10 +275,11 @@ def record_check_in(principal: Principal, code: str, where: Where, client: Clien
             break
     if match is None:
         raise ApiError("invalid_attendance_code", "The code is wrong or has expired.", 400)
-    session = ClassSession(id=match.id, starts_at=match.starts_at, checkin_opened_at=match.checkin_opened_at,
-                           present_minutes=match.session_present_minutes, late_minutes=match.session_late_minutes,
-                           latitude=match.latitude, longitude=match.longitude, radius_m=match.radius_m)
-    student = User(id=principal.user_id, name=match.student_name, email=match.student_email, sub=match.student_sub)
+    session = SimpleNamespace(id=match.id, starts_at=match.starts_at, checkin_opened_at=match.checkin_opened_at,
+                              present_minutes=match.session_present_minutes, late_minutes=match.session_late_minutes,
+                              latitude=match.latitude, longitude=match.longitude, radius_m=match.radius_m)
+    student = SimpleNamespace(id=principal.user_id, display_name=display_name(
+        match.student_name, match.student_email, match.student_sub))
     same_device, same_ip = int(match.same_device or 0), int(match.same_ip or 0)
     present_until, late_until = window_of(session, policy)
     if now > late_until:
@@ -295,7 +303,7 @@ def record_check_in(principal: Principal, code: str, where: Where, client: Clien
     if new_id is None:
         db.session.rollback()
         raise ApiError("already_submitted", "You have already checked in to this class.", 409)
-    record = AttendanceRecord(id=new_id, **values)  # transient objects: nothing to reload after the commit
+    record = SimpleNamespace(id=new_id, validated_at=None, **values)  # plain values: nothing to reload
     message = submission_json(record, student)
     db.session.commit()
     publish_payload(record, message, "student_submission")
