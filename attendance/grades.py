@@ -13,7 +13,8 @@ import socket
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import requests
@@ -214,13 +215,6 @@ def _backoff(attempts: int, retry_after: float | None) -> float:
     return max(delay, retry_after or 0.0)
 
 
-@dataclass
-class _CourseTargets:
-    client: ServiceClient
-    line_items: list[str] = field(default_factory=list)
-    error: ServiceError | None = None
-
-
 def _resolve_line_items(course: Course, client: ServiceClient, force: bool = False) -> list[str]:
     """The course's attendance line items: the launch's, else found by resource link and tag, else created once."""
     links = db.session.scalars(select(ResourceLink).where(ResourceLink.course_id == course.id)
@@ -343,15 +337,36 @@ def _deliver_course(course: Course, rows: list[GradeDelivery], versions: dict[in
         return
     grades = compute_grades(course.id, [row.student_id for row in rows])
     users = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_([r.student_id for r in rows])))}
-    renewed_at = time.monotonic()  # _claim has just leased them
+    maximum = current_app.config["GRADE_SCORE_MAXIMUM"]
+    outcomes: dict[int, tuple] = {}
+    with ThreadPoolExecutor(max_workers=current_app.config["GRADE_POST_CONCURRENCY"]) as pool:
+        # Only HTTP runs in the pool; every database read and write stays on this thread.
+        futures = [(row, pool.submit(_post_scores, client, tuple(line_items), users[row.student_id].sub,
+                                     grades[row.student_id], row.last_timestamp, maximum))
+                   for row in rows if grades[row.student_id].score is not None]
+        renewed_at = time.monotonic()  # _claim has just leased them
+        for index, (row, future) in enumerate(futures):
+            renewed_at = _renew_lease([r for r, _ in futures[index:]], renewed_at)
+            outcomes[row.id] = future.result()
+    missing = [row for row in rows if row.id in outcomes and outcomes[row.id][2]]
+    if missing:
+        # The line item was deleted in the LMS: find or create it again, once, and post those scores again.
+        try:
+            line_items = _resolve_line_items(course, client, force=True)
+            for row in missing:
+                outcomes[row.id] = _post_scores(client, tuple(line_items), users[row.student_id].sub,
+                                                grades[row.student_id], outcomes[row.id][0], maximum)
+        except ServiceError as exc:
+            for row in missing:
+                outcomes[row.id] = (outcomes[row.id][0], exc, False)
     for index, row in enumerate(rows):
         grade = grades[row.student_id]
-        renewed_at = _renew_lease(rows[index:], renewed_at)
-        try:
-            if grade.score is not None:
-                _post_everywhere(course, client, line_items, row, users[row.student_id], grade)
-        except ServiceError as exc:
-            _failed(row, exc, "score", versions[row.id])
+        last_timestamp, error, still_missing = outcomes.get(row.id, (row.last_timestamp, None, False))
+        row.last_timestamp = last_timestamp
+        if still_missing:
+            error = ServiceError("The LMS line item is gone and could not be made again.", 404)
+        if error is not None:
+            _failed(row, error, "score", versions[row.id])
         else:
             row.delivered_version = versions[row.id]
             row.state = _unless_changed(versions[row.id], "delivered")
@@ -364,30 +379,32 @@ def _deliver_course(course: Course, rows: list[GradeDelivery], versions: dict[in
     db.session.commit()
 
 
-def _post_everywhere(course, client, line_items, row, user, grade) -> None:
-    cfg = current_app.config
-    for index, url in enumerate(list(line_items)):
-        for attempt in range(3):
-            timestamp = _timestamp(row.last_timestamp)
-            score = {"userId": user.sub, "scoreGiven": grade.score, "scoreMaximum": cfg["GRADE_SCORE_MAXIMUM"],
+def _post_scores(client: ServiceClient, line_items: tuple[str, ...], user_id: str, grade: Grade,
+                 last_timestamp: datetime | None, maximum: float) -> tuple[datetime | None, ServiceError | None, bool]:
+    """Post one student's score to every line item (HTTP only, safe in a pool).
+
+    Answers (the last timestamp used, the error if any, whether a line item is missing).
+    """
+    for url in line_items:
+        for _ in range(3):
+            timestamp = _timestamp(last_timestamp)
+            score = {"userId": user_id, "scoreGiven": grade.score, "scoreMaximum": maximum,
                      "activityProgress": "Completed", "gradingProgress": "FullyGraded",
                      "timestamp": _iso_ms(timestamp), "comment": grade.comment}
             try:
                 client.post_score(url, score, AGS_SCOPES)
-                row.last_timestamp = timestamp
+                last_timestamp = timestamp
                 break
             except ServiceError as exc:
-                if exc.status in (400, 409) and "timestamp" in (exc.body or "").lower() or exc.status == 409:
-                    row.last_timestamp = timestamp  # the LMS holds a newer or equal one: step past it
+                if exc.status == 409 or (exc.status == 400 and "timestamp" in (exc.body or "").lower()):
+                    last_timestamp = timestamp  # the LMS holds a newer or equal one: step past it
                     continue
-                if exc.status == 404 and attempt == 0:
-                    # The line item was deleted in the LMS: find or create it again, once.
-                    line_items[:] = _resolve_line_items(course, client, force=True)
-                    url = line_items[index] if index < len(line_items) else url
-                    continue
-                raise
+                if exc.status == 404:
+                    return last_timestamp, None, True
+                return last_timestamp, exc, False
         else:
-            raise ServiceError("The LMS kept refusing the score timestamp.", 409)
+            return last_timestamp, ServiceError("The LMS kept refusing the score timestamp.", 409), False
+    return last_timestamp, None, False
 
 
 def _unless_changed(claimed_version: int, state: str):

@@ -59,6 +59,7 @@ GRADE_LINE_ITEM_TAG = "attendance"
 GRADE_SCORE_MAXIMUM = 100
 GRADE_WORKER_INTERVAL = 1.0  # seconds between outbox polls
 GRADE_WORKER_BATCH = 200
+GRADE_POST_CONCURRENCY = 4  # scores in flight at once to one LMS: polite, and no longer one round trip at a time
 GRADE_RETRY_MAX_SECONDS = 30  # backoff cap: a grade arrives within a minute of the LMS answering again
 GRADE_CLAIM_SECONDS = 10  # a worker's lease on the rows it is delivering, renewed after each score
 GRADE_WORKER_IN_APP = True  # `python app.py` delivers grades from a background thread
