@@ -8,6 +8,7 @@ from pathlib import Path
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import FileStorage
 
 from attendance import clock
@@ -93,7 +94,8 @@ def list_justifications(principal: Principal, class_session_id: int | None) -> l
         query = query.where(Justification.class_session_id == scoped_session(principal, class_session_id).id)
     if principal.role == "student":
         query = query.where(Justification.student_id == principal.user_id)
-    return db.session.scalars(query.order_by(Justification.created_at.desc())).all()
+    return db.session.scalars(query.options(selectinload(Justification.student))
+                              .order_by(Justification.created_at.desc())).all()
 
 
 def review_justification(principal: Principal, justification_id: int, decision: str) -> Justification:

@@ -10,14 +10,14 @@ import hashlib
 import ipaddress
 import uuid
 from dataclasses import dataclass
-from types import SimpleNamespace
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 from flask import current_app
 from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, contains_eager, selectinload
 
 from attendance import clock, codes, geo, realtime
 from attendance.auth import Principal
@@ -314,7 +314,13 @@ def record_check_in(principal: Principal, code: str, where: Where, client: Clien
 def validate_attendance(principal: Principal, attendance_ids: list[int], status: str,
                         remark: str | None = None) -> list[AttendanceRecord]:
     """Set the status (and remark) of records of the caller's course; every change is audited."""
-    records = [scoped_record(principal, attendance_id) for attendance_id in dict.fromkeys(attendance_ids)]
+    wanted = list(dict.fromkeys(attendance_ids))
+    records = db.session.scalars(
+        select(AttendanceRecord).join(ClassSession).options(selectinload(AttendanceRecord.student))
+        .where(AttendanceRecord.id.in_(wanted), ClassSession.course_id == principal.course_id)).all()
+    if len(records) != len(wanted):  # one id of another course, or unknown: nothing changes
+        raise ApiError("not_found", "No such attendance record in this course.", 404)
+    records.sort(key=lambda r: wanted.index(r.id))
     now = clock.now()
     for record in records:
         if record.status != status:
@@ -325,9 +331,10 @@ def validate_attendance(principal: Principal, attendance_ids: list[int], status:
         if remark is not None:
             record.remark = remark
     queue_grades(principal.course_id, [r.student_id for r in records])
+    messages = [(record, submission_json(record, record.student)) for record in records]
     db.session.commit()
-    for record in records:
-        publish_record(record, record.student, "attendance_validated")
+    for record, message in messages:
+        publish_payload(record, message, "attendance_validated")
     return records
 
 
@@ -380,9 +387,11 @@ def close_session(principal: Principal, class_session_id: int) -> tuple[ClassSes
     _audit(session.course_id, None, principal.user_id, "session_closed",
            detail={"class_session_id": session.id, "absent_count": len(absences)})
     queue_grades(session.course_id)  # one more closed session moves every student's grade
-    db.session.commit()
-    for record in absences:
-        publish_record(record, record.student, "attendance_validated")
+    students = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(missing or [0])))}
+    messages = [(record, submission_json(record, students[record.student_id])) for record in absences]
+    db.session.commit()  # messages are built first: reading them after would reload every row
+    for record, message in messages:
+        publish_payload(record, message, "attendance_validated")
     realtime.broker().publish(realtime.session_channel(session.id), {
         "type": "session_closed", "class_session_id": session.id, "absent_count": len(absences)})
     return session, len(absences), roster_error
@@ -392,7 +401,7 @@ def session_submissions(principal: Principal, class_session_id: int) -> list[Att
     session = scoped_session(principal, class_session_id)
     return db.session.scalars(
         select(AttendanceRecord).where(AttendanceRecord.class_session_id == session.id)
-        .join(User, User.id == AttendanceRecord.student_id)
+        .join(User, User.id == AttendanceRecord.student_id).options(contains_eager(AttendanceRecord.student))
         .order_by(AttendanceRecord.submitted_at.is_(None), AttendanceRecord.submitted_at, User.name)).all()
 
 
