@@ -5,8 +5,8 @@ from flask_migrate import Migrate
 from flask_sock import Sock
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from sqlalchemy import DateTime, MetaData, TypeDecorator
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy import DateTime, MetaData, String, TypeDecorator, event, inspect
+from sqlalchemy.orm import DeclarativeBase, Session
 
 
 class Base(DeclarativeBase):
@@ -47,3 +47,20 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+@event.listens_for(Session, "before_flush")
+def _fit_strings_to_columns(session, _context, _instances):
+    """Cut text that an LMS sent longer than its column (names, titles, URLs) instead of failing the write.
+
+    SQLite stores any length; PostgreSQL would raise. Identifiers are checked, and refused, before this.
+    """
+    for obj in list(session.new) + list(session.dirty):
+        mapper = inspect(obj).mapper
+        for attr in mapper.column_attrs:
+            column = attr.columns[0]
+            limit = getattr(column.type, "length", None)
+            if isinstance(column.type, String) and limit:
+                value = getattr(obj, attr.key)
+                if isinstance(value, str) and len(value) > limit:
+                    setattr(obj, attr.key, value[:limit])

@@ -92,7 +92,10 @@ def deep_link_confirm():
         raise ApiError("not_found", "This activity chooser session has expired; open it again from the course.", 404)
     settings = DeepLinkingSettings(**json.loads(raw))
     registration = db.session.get(Registration, claims["registration"])
-    deployment = next(d for d in registration.deployments if d.id == claims["deployment"])
+    deployment = next((d for d in registration.deployments if d.id == claims["deployment"]), None) \
+        if registration is not None and registration.active else None
+    if deployment is None or not deployment.active:
+        raise ApiError("permission_denied", "This platform or deployment is no longer active in the tool.", 403)
     title = (request.form.get("title") or "").strip()[:200] or current_app.config["TOOL_TITLE"]
     resource = attendance_resource(tool_url("lti.launch"), title, score_maximum=100, label="Attendance", tag="attendance")
     keys = current_app.extensions["lti_keys"]

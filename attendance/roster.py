@@ -33,10 +33,11 @@ class RosterResult:
 
 
 def _member_name(member: dict) -> str:
-    name = (member.get("name") or "").strip()
-    if name:
-        return name
-    return " ".join(p for p in ((member.get("given_name") or "").strip(), (member.get("family_name") or "").strip()) if p)
+    def text(key):
+        value = member.get(key)
+        return value.strip() if isinstance(value, str) else ""
+
+    return text("name") or " ".join(p for p in (text("given_name"), text("family_name")) if p)
 
 
 def sync_roster(course: Course) -> RosterResult:
@@ -48,7 +49,7 @@ def sync_roster(course: Course) -> RosterResult:
     try:
         for member in service_client(registration).memberships(course.nrps_url, NRPS_SCOPES):
             sub = member.get("user_id")
-            if isinstance(sub, str) and sub:
+            if isinstance(sub, str) and sub and len(sub) <= 255:
                 members[sub] = member
     except ServiceError as exc:
         course.roster_error = exc.message
@@ -62,7 +63,8 @@ def sync_roster(course: Course) -> RosterResult:
         existing.update({row.sub: row for row in db.session.execute(select(User.id, User.sub, *(
             getattr(User, f) for f in fields)).where(User.registration_id == course.registration_id,
                                                      User.sub.in_(subs[start:start + CHUNK])))})
-    wanted = {sub: {f: v for f, v in (("name", _member_name(m)), *((f, m.get(f)) for f in fields[1:]))
+    limits = {f: getattr(User, f).type.length for f in fields}
+    wanted = {sub: {f: v[:limits[f]] for f, v in (("name", _member_name(m)), *((f, m.get(f)) for f in fields[1:]))
                     if isinstance(v, str) and v} for sub, m in members.items()}
     new_users = [dict({f: "" for f in fields}, registration_id=course.registration_id, sub=sub, **wanted[sub])
                  for sub in subs if sub not in existing]

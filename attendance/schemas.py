@@ -27,6 +27,24 @@ class IdField(fields.Integer):
 Id = IdField
 
 
+class BoundedDateTime(fields.DateTime):
+    """An ISO 8601 date-time between the years 1971 and 2199: arithmetic on it can never overflow."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        if not 1971 <= moment.year <= 2199:
+            raise ValidationError("Must be between the years 1971 and 2199.")
+        return moment
+
+
+class BoundedDate(fields.Date):
+    def _deserialize(self, value, attr, data, **kwargs):
+        day = super()._deserialize(value, attr, data, **kwargs)
+        if not 1971 <= day.year <= 2199:
+            raise ValidationError("Must be between the years 1971 and 2199.")
+        return day
+
+
 class In(Schema):
     class Meta:
         unknown = EXCLUDE  # extra fields (csrf_token, cache busters) are ignored, never stored
@@ -34,14 +52,14 @@ class In(Schema):
 
 class ClassSessionIn(In):
     title = fields.String(required=True, validate=validate.Length(1, 255))
-    starts_at = fields.DateTime(required=True, metadata={"description": "ISO 8601; without an offset, the course's timezone"})
-    ends_at = fields.DateTime(required=True)
+    starts_at = BoundedDateTime(required=True, metadata={"description": "ISO 8601; without an offset, the course's timezone"})
+    ends_at = BoundedDateTime(required=True)
     latitude = Latitude()
     longitude = Longitude()
     radius_m = fields.Float(validate=validate.Range(5, 5000), allow_none=True)
     present_minutes = fields.Integer(validate=validate.Range(0, 240), allow_none=True)
     late_minutes = fields.Integer(validate=validate.Range(0, 480), allow_none=True)
-    repeat_weekly_until = fields.DateTime(allow_none=True, metadata={"description": "repeat every week until this moment"})
+    repeat_weekly_until = BoundedDateTime(allow_none=True, metadata={"description": "repeat every week until this moment"})
 
 
 class AdminClassSessionIn(ClassSessionIn):
@@ -121,8 +139,8 @@ class ReviewIn(In):
 
 class HistoryIn(In):
     course_id = Id(allow_none=True)
-    from_ = fields.Date(data_key="from", allow_none=True)
-    to = fields.Date(allow_none=True)
+    from_ = BoundedDate(data_key="from", allow_none=True)
+    to = BoundedDate(allow_none=True)
 
 
 class CourseSettingsIn(In):
@@ -136,7 +154,7 @@ class CourseSettingsIn(In):
 class CreateUserIn(In):
     sub = fields.String(required=True, validate=validate.Length(1, 255))
     name = fields.String(load_default="", validate=validate.Length(max=255))
-    email = fields.Email(load_default="")
+    email = fields.Email(load_default="", validate=validate.Length(max=320))
     course_id = Id(allow_none=True, metadata={"description": "enrol the user in this course"})
     role = fields.String(load_default="student", validate=validate.OneOf(("student", "teacher")))
 

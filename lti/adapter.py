@@ -313,6 +313,8 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         deployment_id = self._jwt["body"].get(Claim.DEPLOYMENT_ID)
         if not isinstance(deployment_id, str) or not deployment_id:
             raise LaunchError("The id_token has no deployment_id.")
+        if len(deployment_id) > MAX_ID_LENGTH:
+            raise LaunchError(f"The id_token deployment_id must be at most {MAX_ID_LENGTH} characters.")
         row = find_deployment(self.registration_row, deployment_id)
         if row is None:
             if not self.registration_row.auto_onboard_deployments:

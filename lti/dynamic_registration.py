@@ -181,8 +181,10 @@ class ToolDynamicRegistration(DynamicRegistration):
     def complete_registration(self, openid_configuration: dict, openid_registration: dict) -> Registration:
         issuer, client_id = openid_configuration["issuer"], openid_registration["client_id"]
         tool_config = _strip_keys(openid_registration.get(TOOL_CONFIGURATION)) or {}
-        algs = [a for a in openid_configuration.get("id_token_signing_alg_values_supported") or ["RS256"]
-                if a in ALLOWED_ID_TOKEN_ALGS] or ["RS256"]
+        offered = openid_configuration.get("id_token_signing_alg_values_supported")
+        algs = [a for a in (offered if isinstance(offered, list) else []) if a in ALLOWED_ID_TOKEN_ALGS] or ["RS256"]
+        if len(issuer) > 255 or not isinstance(client_id, str) or len(client_id) > 255:
+            raise RegistrationError("The platform's issuer or client_id is longer than 255 characters.")
         scope = openid_registration.get("scope")
         row = db.session.scalar(
             db.select(Registration).where(Registration.issuer == issuer, Registration.client_id == client_id)

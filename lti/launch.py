@@ -48,6 +48,10 @@ def _str(value) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _strings(value) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+
 def _dict(value) -> dict:
     return value if isinstance(value, dict) else {}
 
@@ -191,8 +195,8 @@ class Launch:
         multiple = claim.get("accept_multiple")
         return DeepLinkingSettings(
             return_url=claim["deep_link_return_url"],
-            accept_types=tuple(claim.get("accept_types") or ()),
-            accept_presentation_document_targets=tuple(claim.get("accept_presentation_document_targets") or ()),
+            accept_types=_strings(claim.get("accept_types")),
+            accept_presentation_document_targets=_strings(claim.get("accept_presentation_document_targets")),
             accept_multiple=multiple is True or multiple == "true",
             data=claim["data"] if "data" in claim and claim["data"] is not None else None,
             title=_str(claim.get("title")),

@@ -162,14 +162,15 @@ class ServiceClient:
         params = [(k, v) for k, v in (("resource_link_id", resource_link_id), ("tag", tag)) if v]
         if params:
             url = _add_query(url, params)
-        response = self.request("GET", url, scopes, accept=LINEITEM_CONTAINER)
-        body = response.json()
-        return body if isinstance(body, list) else []
+        body = _json(self.request("GET", url, scopes, accept=LINEITEM_CONTAINER))
+        return [item for item in body if isinstance(item, dict)] if isinstance(body, list) else []
 
     def create_line_item(self, lineitems_url: str, line_item: dict, scopes: tuple[str, ...]) -> dict:
-        response = self.request("POST", lineitems_url, scopes, accept=LINEITEM, json_body=line_item,
-                                content_type=LINEITEM)
-        return response.json()
+        body = _json(self.request("POST", lineitems_url, scopes, accept=LINEITEM, json_body=line_item,
+                                  content_type=LINEITEM))
+        if not isinstance(body, dict):
+            raise ServiceError("The LMS answered the new line item with something else than a JSON object.", 502)
+        return body
 
     def post_score(self, lineitem_url: str, score: dict, scopes: tuple[str, ...]) -> requests.Response:
         return self.request("POST", scores_url(lineitem_url), scopes, accept="application/json",
@@ -181,7 +182,7 @@ class ServiceClient:
         origin = urlsplit(url)[:2]
         for _ in range(max_pages):
             response = self.request("GET", url, scopes, accept=MEMBERSHIP_CONTAINER)
-            body = response.json()
+            body = _json(response)
             for member in body.get("members", []) if isinstance(body, dict) else []:
                 if isinstance(member, dict):
                     yield member
@@ -192,6 +193,15 @@ class ServiceClient:
                 raise ServiceError(f"NRPS next page on another host refused: {next_url}")
             url = next_url
         raise ServiceError("NRPS paging did not end")
+
+
+def _json(response: requests.Response):
+    """The JSON body of a successful answer; an unreadable one is the platform's fault, not a crash."""
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise ServiceError(f"{response.request.method} {response.url} answered {response.status_code} without JSON",
+                           502, response.text) from exc
 
 
 def scores_url(lineitem_url: str) -> str:
