@@ -777,18 +777,23 @@ def test_two_workers_create_one_line_item_for_a_new_link(app, launcher, lms):
 
     lms.platform.handlers[lms.base + "/lineitems"] = slow
     barrier = threading.Barrier(2)
+    errors = []
 
     def worker():
-        with app.app_context():
-            barrier.wait()
-            while deliver_due(limit=5):
-                db.session.remove()
+        try:
+            with app.app_context():
+                barrier.wait()
+                while deliver_due(limit=5):
+                    db.session.remove()
+        except Exception as exc:  # noqa: BLE001 - a crash in a worker must fail the test
+            errors.append(exc)
 
     threads = [threading.Thread(target=worker) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
+    assert not errors and not any(t.is_alive() for t in threads), errors
     assert len(Counter(s["userId"] for s in lms.scores)) == 40
     assert len(lms.line_items) == 1, list(lms.line_items.values())
 

@@ -70,3 +70,6 @@ def test_app_uses_redis_only_when_configured(make_app):
     app = make_app(REDIS_URL=None)
     with app.app_context():
         assert isinstance(get_store(), DatabaseStore)
+    app = make_app(REDIS_URL="redis://127.0.0.1:6379/0")
+    with app.app_context():
+        assert isinstance(get_store(), RedisStore)
