@@ -23,6 +23,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     register_lti_services(app)
     register_blueprints(app)
     register_errorhandlers(app)
+    register_security_headers(app)
     register_commands(app)
     prepare_database(app)
     return app
@@ -60,23 +61,29 @@ def register_extensions(app: Flask) -> None:
 def register_lti_services(app: Flask) -> None:
     from attendance.pages import handle_launch
     from lti.keys import KeyRing
+    from lti.outbound import OutboundClient
     from lti.platform_keys import PlatformKeyCache
+    from lti.ratelimit import init_rate_limits
     from lti.store import make_store
 
     keys = KeyRing(app.config["KEYS_DIR"], key_size=app.config["KEY_SIZE"])
     keys.ensure()
     app.extensions["lti_keys"] = keys
+    # Every call to a platform goes through this one guarded client (allow-list, deadline, byte cap).
+    outbound = OutboundClient(app.config["OUTBOUND_ALLOW_NETWORKS"], timeout=app.config["LTI_HTTP_TIMEOUT"],
+                              max_bytes=app.config["OUTBOUND_MAX_BYTES"],
+                              max_concurrency=app.config["OUTBOUND_MAX_CONCURRENCY"])
+    app.extensions["lti_outbound"] = outbound
     app.extensions["lti_platform_keys"] = PlatformKeyCache(
-        ttl=app.config["LTI_JWKS_CACHE_TTL"], min_refetch_interval=app.config["LTI_JWKS_MIN_REFETCH_INTERVAL"],
-        timeout=app.config["LTI_HTTP_TIMEOUT"])
+        outbound, ttl=app.config["LTI_JWKS_CACHE_TTL"],
+        min_refetch_interval=app.config["LTI_JWKS_MIN_REFETCH_INTERVAL"])
     app.extensions["lti_store"] = make_store(app.config["REDIS_URL"], app.config["REDIS_PREFIX"])
     app.extensions["lti_launch_handler"] = handle_launch
-    from attendance.grades import http_session
+    init_rate_limits(app)  # per-address limits on /lti/login, /lti/launch and /lti/register
     from attendance.realtime import make_broker
     from lti.services import TokenCache
 
     app.extensions["lti_token_cache"] = TokenCache()
-    app.extensions["lti_http"] = http_session()
 
     app.extensions["attendance_broker"] = make_broker(app.config["REDIS_URL"], app.config["REDIS_PREFIX"])
     from attendance.ratelimit import WrongCodeLimiter
@@ -110,6 +117,13 @@ def register_errorhandlers(app: Flask) -> None:
     from attendance.errors import register_error_handlers
 
     register_error_handlers(app)
+
+
+def register_security_headers(app: Flask) -> None:
+    """Put a nonce-based CSP, framing limits, nosniff, referrer, caching and HSTS headers on every response."""
+    from attendance.security_headers import register_security_headers as register
+
+    register(app)
 
 
 def register_commands(app: Flask) -> None:

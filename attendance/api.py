@@ -9,10 +9,12 @@ import segno
 from flask import Blueprint, current_app, jsonify, request, send_file
 from sqlalchemy import func, select
 
-from attendance import clock, grades, justifications, roster, services, student_views
+from attendance import clock, grades, justifications, roster, services, sockets, student_views
 from attendance.auth import current_principal, require_role
+from attendance.enrolment import record_membership
 from attendance.errors import ApiError
 from attendance.inputs import load
+from attendance.policy import checked_policy
 from attendance.ratelimit import wrong_codes
 from attendance.models import (
     AttendanceRecord, ClassSession, Course, CoursePolicy, Enrollment, GradeDelivery, Justification, User,
@@ -83,7 +85,7 @@ def generate_code():
     data = load(GenerateCodeIn)
     session, issued = services.generate_code(current_principal(), data.get("class_session_id"), data["reopen"])
     return ok(code=issued.code, class_session_id=session.id, expires_at=services.iso(issued.expires_at),
-              rotation_seconds=services.policy_for(session.course_id).code_rotation_seconds,
+              rotation_seconds=services.rotation_of(session, services.policy_for(session.course_id)),
               checkin_url=checkin_url(session.id, issued.code))
 
 
@@ -108,7 +110,7 @@ def qr_code():
     principal = current_principal()
     session = services.scoped_session(principal, load(SessionIn, query=True)["class_session_id"])
     policy = services.policy_for(session.course_id)
-    issued = services.codes.current_code(session.code_secret, clock.now(), policy.code_rotation_seconds)
+    issued = services.codes.current_code(session.code_secret, clock.now(), services.rotation_of(session, policy))
     buffer = BytesIO()
     segno.make(checkin_url(session.id, issued.code), error="m").save(buffer, kind="svg", scale=8, border=2,
                                                                      xmldecl=False, svgns=True)
@@ -167,7 +169,8 @@ def list_students():
 def validate_attendance():
     data = load(ValidateIn)
     ids = data.get("attendance_ids") or [data["attendance_id"]]
-    records = services.validate_attendance(current_principal(), ids, data["status"], data.get("remark"))
+    records = services.validate_attendance(current_principal(), ids, data["status"], data.get("remark"),
+                                           data.get("if_status"))
     payload = [services.submission_json(r, r.student) for r in records]
     return ok(attendance=payload[0], attendances=payload)
 
@@ -208,8 +211,9 @@ def _settings_json(course: Course) -> dict:
 
 
 def _save_policy(course: Course, changes: dict) -> None:
-    """Write changed rules to the course's policy row (created on first change)."""
+    """Write changed rules to the course's policy row (created on first change), checked together first."""
     if changes:
+        checked_policy(course.id, changes)
         row = db.session.get(CoursePolicy, course.id) or CoursePolicy(course_id=course.id)
         for key, value in changes.items():
             setattr(row, key, value)
@@ -314,10 +318,23 @@ def attendance_history():
     return ok(history=items, summary=summary)
 
 
+# -- live updates ------------------------------------------------------------------------------
+@bp.post("/ws-ticket/")
+@require_role(TEACHER, STUDENT)
+def ws_ticket():
+    """Issue a single-use ticket (valid about a minute) that opens one class session's WebSocket."""
+    principal = current_principal()
+    session = services.scoped_session(principal, load(SessionIn)["class_session_id"])
+    ticket, expires_in = sockets.issue_ticket(principal, session.id)
+    return ok(ticket=ticket, expires_in=expires_in)
+
+
 # -- admin -------------------------------------------------------------------------------------
 def _admin_course(course_id: int) -> Course:
-    course = db.session.get(Course, course_id)
-    if course is None or course.registration_id != current_principal().registration_id:
+    course, principal = db.session.get(Course, course_id), current_principal()
+    # Admin rights reach the admin's own deployment, not every deployment of the registration.
+    if course is None or course.registration_id != principal.registration_id or \
+            course.deployment_id != principal.deployment_pk:
         raise ApiError("not_found", "No such course on your platform.", 404)
     return course
 
@@ -333,8 +350,9 @@ def admin_create_user():
     db.session.add(user)
     if data.get("course_id"):
         db.session.flush()
-        db.session.add(Enrollment(course_id=_admin_course(data["course_id"]).id, user_id=user.id, role=data["role"],
-                                  source="admin"))
+        course = _admin_course(data["course_id"])
+        db.session.add(Enrollment(course_id=course.id, user_id=user.id, role=data["role"], source="admin"))
+        record_membership(course.id, {user.id: data["role"] == STUDENT})
     db.session.commit()
     return ok(201, user={"id": user.id, "sub": user.sub, "name": user.name, "email": user.email})
 
@@ -350,7 +368,7 @@ def admin_create_course():
         raise ApiError("validation_error", "Unknown timezone.", 422, {"timezone": ["Unknown timezone."]}) from None
     if db.session.scalar(select(Course).filter_by(registration_id=principal.registration_id, context_id=data["context_id"])):
         raise ApiError("already_exists", "A course with this context id already exists on your platform.", 409)
-    course = Course(registration_id=principal.registration_id, **data)
+    course = Course(registration_id=principal.registration_id, deployment_id=principal.deployment_pk, **data)
     db.session.add(course)
     db.session.commit()
     return ok(201, course={"id": course.id, "context_id": course.context_id, "title": course.title,
@@ -412,9 +430,7 @@ def grade_policy():
     principal = current_principal()
     course = services.course_of(principal)
     if request.method == "POST":
-        _save_policy(course, load(GradePolicyIn))
-        db.session.flush()
-        grades.queue_grades(course.id)
+        _save_policy(course, load(GradePolicyIn))  # the flush queues every grade it moves
         db.session.commit()
     return ok(policy=_policy_json(course))
 

@@ -1,15 +1,21 @@
 """Who is calling: a launch token (Bearer) or the session a launch opened (cookie + X-CSRFToken)."""
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from functools import wraps
 
-from flask import g, request, session
+from flask import current_app, g, request, session
 from flask_wtf.csrf import validate_csrf
 from wtforms.validators import ValidationError
 
 from attendance.errors import ApiError
+from extensions import db
 from lti.exceptions import LaunchTokenError
+from attendance.models import Enrollment
+from lti.models import Deployment, Registration
+from lti.roles import TEACHER
 from lti.tokens import read_launch_token
 
 SESSION_KEY = "launch"
@@ -27,11 +33,93 @@ class Principal:
     role: str
     is_admin: bool
     via: str  # "token" or "session"
+    expires_at: float | None = None  # Unix time the launch token or session stops working
 
     @classmethod
     def from_claims(cls, claims: dict, via: str) -> "Principal":
+        """Build the principal of verified launch claims (with `issued_at`, as the token reader returns them)."""
+        issued = claims.get("issued_at")
+        expires = float(issued) + current_app.config["LAUNCH_TOKEN_TTL"] if isinstance(issued, (int, float)) else None
         return cls(claims["registration"], claims["deployment"], claims["user"], claims.get("course"),
-                   claims["role"], bool(claims.get("admin")), via)
+                   claims["role"], bool(claims.get("admin")), via, expires)
+
+
+class ActiveCache:
+    """Whether a (registration, deployment) may still be used, cached briefly per process.
+
+    Deactivating a platform or deployment then stops its tokens, sessions and sockets within
+    ACTIVE_CHECK_SECONDS, without a database query on every check-in.
+    """
+
+    def __init__(self):
+        self._seen: dict[tuple[int, int], tuple[float, bool]] = {}
+        self._lock = threading.Lock()
+
+    def is_active(self, registration_id: int, deployment_pk: int, ttl: float) -> bool:
+        """Answer from the cache, or read both rows when the cached answer is older than ttl."""
+        key = (registration_id, deployment_pk)
+        now = time.monotonic()
+        cached = self._seen.get(key)
+        if cached is not None and now - cached[0] < ttl:
+            return cached[1]
+        active = db.session.execute(
+            db.select(Registration.active, Deployment.active)
+            .join(Deployment, Deployment.registration_id == Registration.id)
+            .where(Registration.id == registration_id, Deployment.id == deployment_pk)).first()
+        answer = bool(active and active[0] and active[1])
+        with self._lock:
+            if len(self._seen) > 10_000:
+                self._seen.clear()
+            self._seen[key] = (now, answer)
+        return answer
+
+    def forget(self) -> None:
+        """Drop every cached answer (after an admin changed a registration in this process)."""
+        with self._lock:
+            self._seen.clear()
+
+
+class RoleCache:
+    """A user's current role in a course (None when not an active member), cached briefly per process."""
+
+    def __init__(self):
+        self._seen: dict[tuple[int, int], tuple[float, str | None]] = {}
+        self._lock = threading.Lock()
+
+    def role(self, course_id: int, user_id: int, ttl: float) -> str | None:
+        """Answer from the cache, or read the enrollment when the cached answer is older than ttl."""
+        key, now = (course_id, user_id), time.monotonic()
+        cached = self._seen.get(key)
+        if cached is not None and now - cached[0] < ttl:
+            return cached[1]
+        row = db.session.execute(db.select(Enrollment.role, Enrollment.active).where(
+            Enrollment.course_id == course_id, Enrollment.user_id == user_id)).first()
+        answer = row.role if row is not None and row.active else None
+        with self._lock:
+            if len(self._seen) > 50_000:
+                self._seen.clear()
+            self._seen[key] = (now, answer)
+        return answer
+
+
+def ensure_current_role(principal: Principal) -> None:
+    """Refuse a write by a teacher whose course role changed since the launch (e.g. the roster says Learner now)."""
+    if principal.role != TEACHER or principal.course_id is None:
+        return
+    cache: RoleCache = current_app.extensions.setdefault("attendance_role_cache", RoleCache())
+    if cache.role(principal.course_id, principal.user_id, current_app.config["ACTIVE_CHECK_SECONDS"]) != TEACHER:
+        raise ApiError("permission_denied", "Your role in this course has changed; open the tool again from the "
+                       "course.", 403)
+
+
+def ensure_active(principal: Principal) -> None:
+    """Refuse a principal whose launch expired or whose platform or deployment has been deactivated."""
+    if principal.expires_at is not None and time.time() >= principal.expires_at:
+        raise ApiError("authentication_required", "Your launch has expired; open the tool again from the course.", 401)
+    cache: ActiveCache = current_app.extensions.setdefault("lti_active_cache", ActiveCache())
+    if not cache.is_active(principal.registration_id, principal.deployment_pk, current_app.config["ACTIVE_CHECK_SECONDS"]):
+        raise ApiError("authentication_required",
+                       "This platform or deployment is no longer active in the tool; ask your LMS administrator.", 401)
 
 
 def current_principal() -> Principal:
@@ -44,11 +132,15 @@ def current_principal() -> Principal:
             claims = read_launch_token(header[7:].strip())
         except LaunchTokenError as exc:
             raise ApiError("authentication_required", exc.message, 401) from exc
-        g.principal = Principal.from_claims(claims, "token")
-        return g.principal
+        principal = Principal.from_claims(claims, "token")
+        ensure_active(principal)
+        g.principal = principal
+        return principal
     claims = session.get(SESSION_KEY)
     if not claims:
         raise ApiError("authentication_required", "Open the tool from your course first (no launch token or session).", 401)
+    if not isinstance(claims.get("issued_at"), (int, float)):
+        raise ApiError("authentication_required", "Your session has expired; open the tool again from the course.", 401)
     if request.method in UNSAFE:
         token = request.headers.get("X-CSRFToken") or request.headers.get("X-CSRF-Token") or request.form.get("csrf_token")
         if not token:
@@ -57,8 +149,10 @@ def current_principal() -> Principal:
             validate_csrf(token)
         except ValidationError as exc:
             raise ApiError("csrf_missing", "The CSRF token is missing, invalid or expired.", 403) from exc
-    g.principal = Principal.from_claims(claims, "session")
-    return g.principal
+    principal = Principal.from_claims(claims, "session")
+    ensure_active(principal)
+    g.principal = principal
+    return principal
 
 
 def require_role(*roles: str, admin: bool = False):
@@ -70,6 +164,8 @@ def require_role(*roles: str, admin: bool = False):
             principal = current_principal()
             if not (principal.role in roles or (admin and principal.is_admin)):
                 raise ApiError("permission_denied", "Your role in this course may not do this.", 403)
+            if request.method in UNSAFE and principal.role in roles:
+                ensure_current_role(principal)  # a launch token outlives a demotion in the LMS
             return view(*args, **kwargs)
 
         return wrapper

@@ -59,9 +59,11 @@ def register_error_handlers(app: Flask) -> None:
         status = exc.code or 500
         code = HTTP_CODES.get(status, "server_error" if status >= 500 else "bad_request")
         message = exc.description or exc.name
+        # The exception's own headers (Retry-After on 429, Allow on 405) belong in the answer.
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
         if wants_json():
-            return jsonify(error_body(code, message)), status
-        return render_template("error.html", status=status, code=code, message=message), status
+            return jsonify(error_body(code, message)), status, headers
+        return render_template("error.html", status=status, code=code, message=message), status, headers
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -14,23 +14,28 @@ import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import requests
 from flask import Flask, current_app
-from sqlalchemy import case, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import case, event, inspect, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from attendance import clock
 from attendance.models import (
-    ABSENT, EXCUSED, LATE, PRESENT, AttendanceRecord, ClassSession, Course, Enrollment, GradeDelivery, ResourceLink, User,
+    ABSENT, EXCUSED, LATE, PRESENT, AttendanceRecord, ClassSession, Course, CoursePolicy, Enrollment, GradeDelivery,
+    ResourceLink, User,
 )
+from attendance.enrolment import enrolled_at, periods_of
 from attendance.policy import Policy, policy_for
-from extensions import db
+from extensions import UTCDateTime, db
 from lti.constants import Scope
 from lti.models import Registration
 from lti.store import get_store
+from lti.outbound import url_host
 from lti.services import PlatformAccount, ServiceClient, ServiceError
 
 log = logging.getLogger(__name__)
@@ -104,7 +109,7 @@ def compute_grades(course_id: int, student_ids: list[int], policy: Policy | None
     """Grades of several students of a course in two queries."""
     policy = policy or policy_for(course_id)
     denominator, drop = policy.denominator, policy.drop_lowest
-    query = select(ClassSession.id, ClassSession.closed_at).where(ClassSession.course_id == course_id)
+    query = select(ClassSession.id, ClassSession.starts_at).where(ClassSession.course_id == course_id)
     if denominator == "closed":
         query = query.where(ClassSession.closed_at.is_not(None))
     sessions = db.session.execute(query).all()
@@ -115,6 +120,7 @@ def compute_grades(course_id: int, student_ids: list[int], policy: Policy | None
                 AttendanceRecord.student_id, AttendanceRecord.class_session_id, AttendanceRecord.status).where(
                 AttendanceRecord.class_session_id.in_(session_ids), AttendanceRecord.student_id.in_(student_ids))):
             statuses[record.student_id][record.class_session_id] = record.status
+    periods = periods_of(course_id, student_ids) if sessions else {}
     points = {PRESENT: policy.points_present, LATE: policy.points_late, ABSENT: policy.points_absent}
     full = policy.points_present or 1.0
     grades = {}
@@ -122,7 +128,14 @@ def compute_grades(course_id: int, student_ids: list[int], policy: Policy | None
         grade = Grade(score=None, sessions=len(sessions))
         values = []
         for session in sessions:
-            status = statuses[student_id].get(session.id, ABSENT)  # a scheduled session not attended counts 0
+            status = statuses[student_id].get(session.id)
+            if status is None:
+                # No record: an absence only if the student was enrolled when it started (not before
+                # they joined, not while they had left the course).
+                if not enrolled_at(periods.get(student_id), session.starts_at):
+                    grade.sessions -= 1
+                    continue
+                status = ABSENT
             if status == EXCUSED:
                 grade.excused += 1
                 continue
@@ -140,49 +153,120 @@ def compute_grades(course_id: int, student_ids: list[int], policy: Policy | None
 
 # -- the outbox --------------------------------------------------------------------------------
 def course_has_ags(course: Course) -> bool:
+    """Whether grades of this course can reach an LMS line item."""
     if course.ags_lineitems_url:
         return True
     return db.session.scalar(select(ResourceLink.id).where(
         ResourceLink.course_id == course.id, ResourceLink.ags_lineitem_url.is_not(None)).limit(1)) is not None
 
 
-def queue_grades(course_id: int, student_ids=None) -> int:
-    """Mark students' grades as changed, in the caller's transaction; None means every active student."""
-    course = db.session.get(Course, course_id)
-    if course is None or not course_has_ags(course):
+def queue_grades(course_id: int, student_ids=None, *, connection=None) -> int:
+    """Mark students' grades as changed, in the caller's transaction; None means every active student.
+
+    One INSERT … ON CONFLICT DO UPDATE: the outbox row is created or its version bumped, so concurrent
+    changes never fail on the unique (course, student) row and never lose a bump. Runs on the given
+    connection (the flush hook's) or the session's.
+    """
+    conn = connection if connection is not None else db.session.connection()
+    has_ags = conn.execute(select(Course.id).where(Course.id == course_id, or_(
+        Course.ags_lineitems_url.is_not(None),
+        select(ResourceLink.id).where(ResourceLink.course_id == course_id,
+                                      ResourceLink.ags_lineitem_url.is_not(None)).exists()))).first()
+    if has_ags is None:
         return 0
     if student_ids is None:
-        student_ids = db.session.scalars(select(Enrollment.user_id).where(
-            Enrollment.course_id == course_id, Enrollment.role == "student", Enrollment.active.is_(True))).all()
+        student_ids = conn.execute(select(Enrollment.user_id).where(
+            Enrollment.course_id == course_id, Enrollment.role == "student", Enrollment.active.is_(True))).scalars().all()
     student_ids = list(dict.fromkeys(student_ids))
     if not student_ids:
         return 0
     now = clock.now()
-    existing = {row.student_id: row for row in db.session.scalars(select(GradeDelivery).where(
-        GradeDelivery.course_id == course_id, GradeDelivery.student_id.in_(student_ids)))}
-    for student_id in student_ids:
-        row = existing.get(student_id)
-        if row is None:
-            try:
-                with db.session.begin_nested():
-                    db.session.add(GradeDelivery(course_id=course_id, student_id=student_id, version=1,
-                                                 state="pending", next_attempt_at=now))
-                continue
-            except IntegrityError:  # another transaction created it first: bump that row instead
-                row = db.session.scalar(select(GradeDelivery).filter_by(course_id=course_id, student_id=student_id))
-        row.version = GradeDelivery.version + 1
-        row.state, row.next_attempt_at, row.attempts = "pending", now, 0
+    table = GradeDelivery.__table__
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(table).on_conflict_do_update(
+        index_elements=["course_id", "student_id"],
+        set_={"version": table.c.version + 1, "state": "pending", "next_attempt_at": now, "attempts": 0,
+              "updated_at": now})
+    for start in range(0, len(student_ids), 500):
+        conn.execute(statement, [{"course_id": course_id, "student_id": student_id, "version": 1,
+                                  "delivered_version": 0, "state": "pending", "attempts": 0, "next_attempt_at": now,
+                                  "updated_at": now} for student_id in student_ids[start:start + 500]])
     return len(student_ids)
+
+
+# -- what moves a grade ------------------------------------------------------------------------
+# Every ORM change below queues the grades it moves, in the flush that writes it: no endpoint has to
+# remember. The few Core statements on attendance records (the check-in hot path, racing inserts)
+# call `records_changed` themselves.
+GRADE_POLICY_FIELDS = ("points_present", "points_late", "points_absent", "drop_lowest", "denominator")
+EVERYONE = None
+
+
+def _changed(obj, *names: str) -> bool:
+    state = inspect(obj)
+    return any(state.attrs[name].history.has_changes() for name in names)
+
+
+def _moved_by(session) -> tuple[dict, set]:
+    """(course id -> student ids or EVERYONE, class session ids whose course is still to find) of a flush."""
+    moved: dict[int, set | None] = {}
+    record_sessions: dict[int, set] = defaultdict(set)
+    scheduled_sessions: set[int] = set()
+    for obj in session.new | session.dirty | session.deleted:
+        if isinstance(obj, AttendanceRecord):
+            if obj in session.dirty and not _changed(obj, "status"):
+                continue
+            record_sessions[obj.class_session_id].add(obj.student_id)
+        elif isinstance(obj, ClassSession):
+            if obj in session.deleted or (obj in session.dirty and _changed(obj, "closed_at", "starts_at")):
+                moved[obj.course_id] = EVERYONE  # its records go with it; closing or moving it changes who counts
+            elif obj in session.new:  # a new session counts at once when every scheduled session does
+                scheduled_sessions.add(obj.course_id)
+        elif isinstance(obj, CoursePolicy):
+            if obj in session.new or obj in session.deleted or _changed(obj, *GRADE_POLICY_FIELDS):
+                moved[obj.course_id] = EVERYONE
+    return moved, (record_sessions, scheduled_sessions)
+
+
+@event.listens_for(Session, "after_flush")
+def _queue_moved_grades(session, _context) -> None:
+    """Queue the grades this flush moved, on the flush's own connection (same transaction)."""
+    moved, (record_sessions, scheduled_courses) = _moved_by(session)
+    if not (moved or record_sessions or scheduled_courses):
+        return
+    conn = session.connection()
+    if record_sessions:
+        for session_id, course_id in conn.execute(select(ClassSession.id, ClassSession.course_id).where(
+                ClassSession.id.in_(list(record_sessions)))):
+            if course_id in moved and moved[course_id] is EVERYONE:
+                continue
+            moved.setdefault(course_id, set()).update(record_sessions[session_id])
+    for course_id in scheduled_courses - {c for c, who in moved.items() if who is EVERYONE}:
+        denominator = conn.execute(select(CoursePolicy.denominator).where(CoursePolicy.course_id == course_id)).scalar()
+        if denominator == "scheduled":
+            moved[course_id] = EVERYONE
+    for course_id, who in moved.items():
+        queue_grades(course_id, None if who is EVERYONE else sorted(who), connection=conn)
+
+
+def records_changed(course_id: int, student_ids: list[int]) -> None:
+    """Queue the grades moved by attendance records written with Core statements (no flush hook sees them)."""
+    queue_grades(course_id, student_ids)
 
 
 # -- delivering --------------------------------------------------------------------------------
 def service_client(registration: Registration) -> ServiceClient:
+    """Build a client for the registration's AGS and NRPS, confined to the platform's own hosts."""
     app = current_app
+    # The issuer's and token endpoint's hosts, and those the registration lists: Canvas Cloud's
+    # issuer is canvas.instructure.com while its services live on the school's host.
+    listed = getattr(registration, "service_hosts", None) or []
+    hosts = {url_host(registration.issuer), url_host(registration.auth_token_url)}
+    hosts.update((url_host(h) if "://" in h else h.strip().lower()) for h in listed if isinstance(h, str))
     return ServiceClient(
         PlatformAccount(registration.issuer, registration.client_id, registration.auth_token_url,
-                        registration.auth_audience),
-        app.extensions["lti_keys"], app.extensions["lti_token_cache"], app.extensions["lti_http"],
-        timeout=app.config["LTI_HTTP_TIMEOUT"])
+                        registration.auth_audience, frozenset(hosts - {""})),
+        app.extensions["lti_keys"], app.extensions["lti_token_cache"], app.extensions["lti_outbound"])
 
 
 def _claim(limit: int) -> list[tuple[int, int]]:
@@ -320,6 +404,18 @@ def _renew_lease(rows: list[GradeDelivery], renewed_at: float) -> float:
     return time.monotonic()
 
 
+def _await_renewing(future, pending: list[GradeDelivery], renewed_at: float):
+    """Wait for one post, renewing the lease of the rows still to send while it runs: one slow LMS answer
+    must not let the lease lapse and another worker post the same grades with other timestamps."""
+    step = max(0.05, current_app.config["GRADE_CLAIM_SECONDS"] / 3)
+    while True:
+        renewed_at = _renew_lease(pending, renewed_at)
+        try:
+            return future.result(timeout=step), renewed_at
+        except FutureTimeout:
+            continue
+
+
 def _deliver_course(course: Course, rows: list[GradeDelivery], versions: dict[int, int]) -> None:
     registration = db.session.get(Registration, course.registration_id)
     client = service_client(registration)
@@ -341,13 +437,13 @@ def _deliver_course(course: Course, rows: list[GradeDelivery], versions: dict[in
     outcomes: dict[int, tuple] = {}
     with ThreadPoolExecutor(max_workers=current_app.config["GRADE_POST_CONCURRENCY"]) as pool:
         # Only HTTP runs in the pool; every database read and write stays on this thread.
+        # A grade that became "nothing counted" still goes out when the LMS holds one of ours: as a cleared score.
         futures = [(row, pool.submit(_post_scores, client, tuple(line_items), users[row.student_id].sub,
                                      grades[row.student_id], row.last_timestamp, maximum))
-                   for row in rows if grades[row.student_id].score is not None]
+                   for row in rows if grades[row.student_id].score is not None or row.last_score is not None]
         renewed_at = time.monotonic()  # _claim has just leased them
         for index, (row, future) in enumerate(futures):
-            renewed_at = _renew_lease([r for r, _ in futures[index:]], renewed_at)
-            outcomes[row.id] = future.result()
+            outcomes[row.id], renewed_at = _await_renewing(future, [r for r, _ in futures[index:]], renewed_at)
     missing = [row for row in rows if row.id in outcomes and outcomes[row.id][2]]
     if missing:
         # The line item was deleted in the LMS: find or create it again, once, and post those scores again.
@@ -362,7 +458,8 @@ def _deliver_course(course: Course, rows: list[GradeDelivery], versions: dict[in
     for index, row in enumerate(rows):
         grade = grades[row.student_id]
         last_timestamp, error, still_missing = outcomes.get(row.id, (row.last_timestamp, None, False))
-        row.last_timestamp = last_timestamp
+        if row.id in outcomes and last_timestamp is not None:
+            row.last_timestamp = _not_older(last_timestamp)
         if still_missing:
             error = ServiceError("The LMS line item is gone and could not be made again.", 404)
         if error is not None:
@@ -388,9 +485,7 @@ def _post_scores(client: ServiceClient, line_items: tuple[str, ...], user_id: st
     for url in line_items:
         for _ in range(3):
             timestamp = _timestamp(last_timestamp)
-            score = {"userId": user_id, "scoreGiven": grade.score, "scoreMaximum": maximum,
-                     "activityProgress": "Completed", "gradingProgress": "FullyGraded",
-                     "timestamp": _iso_ms(timestamp), "comment": grade.comment}
+            score = score_body(user_id, grade, maximum, timestamp)
             try:
                 client.post_score(url, score, AGS_SCOPES)
                 last_timestamp = timestamp
@@ -407,6 +502,24 @@ def _post_scores(client: ServiceClient, line_items: tuple[str, ...], user_id: st
     return last_timestamp, None, False
 
 
+def _not_older(timestamp: datetime):
+    """The row's last score timestamp, never moved back: another worker may have posted a newer one."""
+    mine = literal(timestamp, UTCDateTime())
+    return case((GradeDelivery.last_timestamp > mine, GradeDelivery.last_timestamp), else_=mine)
+
+
+def score_body(user_id: str, grade: Grade, maximum: float, timestamp: datetime) -> dict:
+    """The AGS score for a grade: out of the line item's maximum, or a cleared grade when nothing counts.
+
+    AGS: a score without scoreGiven and with gradingProgress NotReady removes the result the LMS held.
+    """
+    body = {"userId": user_id, "timestamp": _iso_ms(timestamp), "comment": grade.comment}
+    if grade.score is None:
+        return dict(body, activityProgress="Initialized", gradingProgress="NotReady")
+    return dict(body, scoreGiven=round(grade.score * maximum / 100, 4), scoreMaximum=maximum,
+                activityProgress="Completed", gradingProgress="FullyGraded")
+
+
 def _unless_changed(claimed_version: int, state: str):
     """The state to write, unless a change arrived while we delivered: then the row stays pending.
 
@@ -417,7 +530,10 @@ def _unless_changed(claimed_version: int, state: str):
 
 def _failed(row: GradeDelivery, exc: ServiceError, stage: str, claimed_version: int) -> None:
     row.last_status = exc.status
-    row.last_error = f"{stage}: {exc.message}" + (f" — {exc.body[:300]}" if exc.body else "")
+    # Only the typed reason and status are shown: the LMS's own answer may echo anything (it is logged).
+    row.last_error = f"{stage}: {exc.message}"
+    if exc.body:
+        log.warning("grade delivery %s (%s) failed: %s — %s", row.id, stage, exc.message, exc.body[:500])
     row.claimed_until = None
     if exc.transient:
         row.attempts += 1
@@ -463,11 +579,3 @@ def start_worker_thread(app: Flask) -> threading.Event:
     stop = threading.Event()
     threading.Thread(target=run_worker, args=(app, stop), name="grade-worker", daemon=True).start()
     return stop
-
-
-def http_session() -> requests.Session:
-    session = requests.Session()
-    adapter = requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=32)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session

@@ -8,17 +8,18 @@ from pathlib import Path
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import FileStorage
 
 from attendance import clock
 from attendance.auth import Principal
 from attendance.errors import ApiError
-from attendance.models import EXCUSED, AttendanceRecord, ClassSession, Justification
-from attendance.grades import queue_grades
-from attendance.services import _audit, publish_record, scoped_session
+from attendance.models import EXCUSED, LATE, PRESENT, AttendanceRecord, ClassSession, Justification
+from attendance.services import _audit, insert_new_records, publish_record, scoped_session
 from extensions import db
 
+ALREADY_SUBMITTED = ("already_submitted", "You already sent a justification for this class.", 409)
 SIGNATURES = (  # (magic bytes, media type, extension)
     (b"%PDF-", "application/pdf", "pdf"),
     (b"\x89PNG\r\n\x1a\n", "image/png", "png"),
@@ -66,17 +67,27 @@ def submit_justification(principal: Principal, class_session_id: int, reason: st
                          upload: FileStorage | None) -> Justification:
     """A student explains an absence (past or coming) of a session of their course."""
     session = scoped_session(principal, class_session_id)
+    attended = db.session.scalar(select(AttendanceRecord.status).where(
+        AttendanceRecord.class_session_id == session.id, AttendanceRecord.student_id == principal.user_id))
+    if attended in (PRESENT, LATE):
+        raise ApiError("already_attended", "You attended this class; there is nothing to justify.", 409)
     pending = db.session.scalar(select(Justification).where(
         Justification.class_session_id == session.id, Justification.student_id == principal.user_id,
         Justification.status.in_(("pending", "approved"))))
     if pending is not None:
-        raise ApiError("already_submitted", "You already sent a justification for this class.", 409)
+        raise ApiError(*ALREADY_SUBMITTED)
     stored = store_document(upload) if upload is not None and upload.filename else None
     row = Justification(class_session_id=session.id, student_id=principal.user_id, reason=reason)
     if stored:
         row.document_path, row.document_type, row.document_name, row.document_size = stored
     db.session.add(row)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:  # another one for this session was stored meanwhile (the partial unique index)
+        db.session.rollback()
+        if stored:
+            (Path(current_app.config["UPLOAD_DIR"]) / stored[0]).unlink(missing_ok=True)
+        raise ApiError(*ALREADY_SUBMITTED) from None
     return row
 
 
@@ -99,7 +110,11 @@ def list_justifications(principal: Principal, class_session_id: int | None) -> l
 
 
 def review_justification(principal: Principal, justification_id: int, decision: str) -> Justification:
-    """Approve (the attendance becomes excused) or reject a pending justification."""
+    """Approve or reject a pending justification.
+
+    Approval makes the attendance excused, unless the student attended (present or late): an
+    attendance is never lowered, the approval then stands alone.
+    """
     row = scoped_justification(principal, justification_id)
     if row.status != "pending":
         raise ApiError("already_reviewed", "This justification was already reviewed.", 409)
@@ -108,21 +123,23 @@ def review_justification(principal: Principal, justification_id: int, decision: 
     row.reviewed_by_id, row.reviewed_at = principal.user_id, now
     record = None
     if row.status == "approved":
-        record = db.session.scalar(select(AttendanceRecord).filter_by(
-            class_session_id=row.class_session_id, student_id=row.student_id))
-        if record is None:
-            record = AttendanceRecord(class_session_id=row.class_session_id, student_id=row.student_id,
-                                      status=EXCUSED, source="justification")
-            db.session.add(record)
-            db.session.flush()
+        inserted = insert_new_records(principal.course_id, [dict(
+            class_session_id=row.class_session_id, student_id=row.student_id, status=EXCUSED, source="justification",
+            validated_by_id=principal.user_id, validated_at=now, remark="", updated_at=now)])
+        if inserted:
+            record = db.session.get(AttendanceRecord, inserted[row.student_id])
             _audit(principal.course_id, record.id, principal.user_id, "justified", None, EXCUSED,
                    {"justification_id": row.id})
-        elif record.status != EXCUSED:
-            _audit(principal.course_id, record.id, principal.user_id, "justified", record.status, EXCUSED,
-                   {"justification_id": row.id})
-            record.status = EXCUSED
-        record.validated_by_id, record.validated_at = principal.user_id, now
-        queue_grades(principal.course_id, [row.student_id])
+        else:  # a record exists, perhaps a check-in that just arrived: lock it before judging it
+            record = db.session.scalar(select(AttendanceRecord).filter_by(
+                class_session_id=row.class_session_id, student_id=row.student_id).with_for_update())
+            if record.status in (PRESENT, LATE):
+                record = None  # attended after all: nothing to excuse, and the grade never falls
+            elif record.status != EXCUSED:
+                _audit(principal.course_id, record.id, principal.user_id, "justified", record.status, EXCUSED,
+                       {"justification_id": row.id})
+                record.status = EXCUSED
+                record.validated_by_id, record.validated_at = principal.user_id, now
     db.session.commit()
     if record is not None:
         publish_record(record, record.student, "attendance_validated")

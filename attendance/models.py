@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from extensions import UTCDateTime, db
@@ -87,6 +87,22 @@ class Enrollment(db.Model):
     user: Mapped[User] = relationship()
 
 
+class EnrollmentPeriod(db.Model):
+    """A stretch of time a user was an active student of a course: joined, left, came back.
+
+    Grades count a session without a record as an absence only when it started inside one of these.
+    """
+
+    __tablename__ = "enrollment_period"
+    __table_args__ = (Index("ix_enrollment_period_course_user", "course_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
 class ResourceLink(db.Model):
     """A placement of the tool in a course; AGS line items hang off it."""
 
@@ -145,6 +161,8 @@ class ClassSession(db.Model):
     code_secret: Mapped[str] = mapped_column(String(64))  # never leaves the server
     checkin_opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     checkin_closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The course's rotation when check-in opened: a settings change mid-class leaves the projected code valid.
+    code_rotation_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: the course's policy
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -191,6 +209,12 @@ class Justification(db.Model):
     """A student's reason for missing a class session, with an optional document, reviewed by a teacher."""
 
     __tablename__ = "justification"
+    __table_args__ = (
+        # One live justification per student and session, even when two are sent at the same moment.
+        Index("uq_justification_live", "class_session_id", "student_id", unique=True,
+              sqlite_where=text("status IN ('pending', 'approved')"),
+              postgresql_where=text("status IN ('pending', 'approved')")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     class_session_id: Mapped[int] = mapped_column(ForeignKey("class_session.id", ondelete="CASCADE"), index=True)

@@ -89,6 +89,7 @@ def output_schemas() -> dict[str, dict]:
                 "code": {"type": "string", "description": (
                     "machine-readable: authentication_required, csrf_missing, permission_denied, not_found, "
                     "bad_request, invalid_attendance_code, method_not_allowed, already_submitted, checkin_closed, "
+                    "checkin_too_early, checkin_not_open, already_recorded, already_attended, stale_status, "
                     "session_closed, already_reviewed, already_exists, payload_too_large, unsupported_media_type, "
                     "validation_error, rate_limited, roster_unavailable, server_error")},
                 "message": {"type": "string", "description": "for people"},
@@ -205,11 +206,16 @@ def output_schemas() -> dict[str, dict]:
         "GradePolicyResult": success("The course's grading rules.", policy=ref("GradePolicy")),
         "RosterSynced": success("The roster was read from the LMS (NRPS).", roster=ref("RosterState"),
                                 members=COUNT, added=COUNT, updated=COUNT, deactivated=COUNT),
+        "WsTicket": success(
+            "A ticket for /ws/attendance/{class_session_id}?ticket=...: single use, this session only.",
+            ticket={"type": "string", "minLength": 32, "description": "random; consumed by the handshake"},
+            expires_in={"type": "integer", "minimum": 1, "description": "seconds it stays usable (WS_TICKET_TTL)"}),
         # WebSocket messages
         "WsConnected": obj({"type": {"const": "connected"}, "class_session_id": ID,
                             "role": {"type": "string", "enum": [TEACHER, STUDENT]}},
                            description="First message after the upgrade."),
-        "WsPing": obj({"type": {"const": "ping"}}, description="Sent after 20 s without any other message."),
+        "WsPing": obj({"type": {"const": "ping"}},
+                      description="Sent after WS_PING_SECONDS (20 s) without any other message."),
         "WsCodeGenerated": obj({"type": {"const": "code_generated"}, "class_session_id": ID, "code": CODE,
                                 "expires_at": WHEN}, description="A teacher opened check-in or asked for the code."),
         "WsCheckinStopped": obj({"type": {"const": "checkin_stopped"}, "class_session_id": ID},
@@ -224,7 +230,8 @@ def output_schemas() -> dict[str, dict]:
                                     description="One result of run-ai-validation."),
         "WsOwnAttendanceEvent": obj({"type": {"type": "string", "enum": ["student_submission", "attendance_validated"]},
                                      "attendance": ref("AttendanceChange")},
-                                    description="The student's own record was created or changed."),
+                                    description="The student's own record (of any session) was created or "
+                                                "changed."),
         "WsTeacherMessage": {
             "oneOf": [ref(n) for n in ("WsConnected", "WsPing", "WsCodeGenerated", "WsCheckinStopped",
                                        "WsAttendanceEvent", "WsAiValidationResult", "WsSessionClosed")],
@@ -329,25 +336,36 @@ OPS = (
        "Class sessions", (TEACHER, STUDENT), "ClassSessionList", errors=SESSION_404),
     Op("post", "/api/generate-code/", "generate_code", "Open check-in and get the code valid now",
        "Class sessions", (TEACHER,), "CodeIssued", body=inputs.GenerateCodeIn, body_required=False,
-       errors={404: ("not_found",), 409: ("session_closed", "checkin_not_open")},
+       errors={404: ("not_found",), 409: ("session_closed", "checkin_not_open", "checkin_too_early")},
        description="Without class_session_id, an ad-hoc session of the course starting now is created or reused. "
-                   "Codes rotate; each is announced on the session's WebSocket (code_generated)."),
+                   "Codes rotate; each is announced on the session's WebSocket (code_generated). Check-in opens at "
+                   "most CHECKIN_EARLY_MINUTES (15) before the start (`checkin_too_early` before that). Opening it "
+                   "again after its window is over starts a new window from now; a stop and restart while the "
+                   "window runs keeps it. The code rotation is fixed when check-in opens (`rotation_seconds`): a "
+                   "settings change applies from the next opening."),
     Op("post", "/api/stop-checkin/", "stop_checkin", "Stop accepting check-ins (the session stays open)",
        "Class sessions", (TEACHER,), "ClassSessionResult", body=inputs.SessionIn, errors=SESSION_404),
     Op("post", "/api/submit-attendance/", "submit_attendance", "Check in with the code on the screen",
        "Check-in", (STUDENT,), "CheckInAccepted", 201, body=inputs.SubmitAttendanceIn,
        errors={400: ("invalid_attendance_code", "bad_request"), 404: ("not_found",),
-               409: ("already_submitted", "checkin_closed"), 429: ("rate_limited",)},
+               409: ("already_submitted", "checkin_closed", "checkin_too_early", "already_recorded"),
+               429: ("rate_limited",)},
        description="latitude/longitude may be given as simulated_latitude/simulated_longitude; no location at all "
                    "is accepted and flagged (location_flag `missing`). Wrong codes are rate limited per student "
-                   "and (loosely) per network address."),
+                   "and (loosely) per network address. A 409 says why: `already_submitted` (the student's own "
+                   "check-in), `already_recorded` (a teacher recorded the student), `checkin_closed` (the window "
+                   "is over, or the class was closed first), `checkin_too_early`. A student excused in advance "
+                   "(an approved justification) who comes anyway checks in normally."),
     Op("get", "/api/get-session-submissions/", "get_session_submissions", "Every submission of a session",
        "Review", (TEACHER,), "SubmissionList", query=inputs.SessionIn, errors=SESSION_404),
     Op("get", "/api/students/", "list_students", "The course's students the tool knows (launched or rostered)",
        "Review", (TEACHER,), "StudentList"),
     Op("post", "/api/validate-attendance/", "validate_attendance", "Set the status of one or more records",
-       "Review", (TEACHER,), "AttendanceValidated", body=inputs.ValidateIn, errors=SESSION_404,
-       description="Each change is audited and announced on the WebSocket (attendance_validated)."),
+       "Review", (TEACHER,), "AttendanceValidated", body=inputs.ValidateIn,
+       errors={404: ("not_found",), 409: ("stale_status",)},
+       description="Each change is audited and announced on the WebSocket (attendance_validated). With "
+                   "`if_status`, nothing changes (409 `stale_status`) unless every record still has that status: "
+                   "a page that resends what it showed never reverts another teacher's change."),
     Op("post", "/api/mark-attendance/", "mark_attendance", "Record a status for an enrolled student",
        "Review", (TEACHER,), "AttendanceMarked", body=inputs.MarkIn, errors=SESSION_404,
        description="With or without a check-in (e.g. a forgotten phone)."),
@@ -365,14 +383,22 @@ OPS = (
        errors=SESSION_404),
     Op("post", "/api/submit-justification/", "submit_justification", "Justify an absence, with a document",
        "Justifications", (STUDENT,), "JustificationResult", 201, body=inputs.JustificationIn,
-       errors={404: ("not_found",), 409: ("already_submitted",), 415: ("unsupported_media_type",)},
-       description="Send multipart/form-data to attach a document: PDF, PNG or JPEG (judged by its bytes)."),
+       errors={404: ("not_found",), 409: ("already_submitted", "already_attended"), 415: ("unsupported_media_type",)},
+       description="Send multipart/form-data to attach a document: PDF, PNG or JPEG (judged by its bytes). One "
+                   "pending or approved justification per session (`already_submitted`); none for a class the "
+                   "student attended, present or late (`already_attended`)."),
     Op("get", "/api/justifications/", "list_justifications", "The course's justifications",
        "Justifications", (TEACHER,), "JustificationList", query=inputs.OptionalSessionIn, errors=SESSION_404),
     Op("post", "/api/review-justification/", "review_justification", "Approve or reject a justification",
        "Justifications", (TEACHER,), "JustificationResult", body=inputs.ReviewIn,
        errors={404: ("not_found",), 409: ("already_reviewed",)},
-       description="An approved justification makes the student's attendance `excused`."),
+       description="An approved justification makes the student's attendance `excused`, unless the student "
+                   "attended (present or late): an attendance is never lowered, the approval then changes no record."),
+    Op("post", "/api/ws-ticket/", "ws_ticket", "A single-use ticket that opens a class session's WebSocket",
+       "Real-time", (TEACHER, STUDENT), "WsTicket", body=inputs.SessionIn, errors=SESSION_404,
+       description="For pages: the ticket goes in the socket's URL instead of the launch token, so the token stays "
+                   "out of URLs and logs. It works once, for this session, within `expires_in` seconds (and never "
+                   "past the launch's own expiry)."),
     Op("get", "/api/student/current-classes/", "current_classes", "Classes open now or about to start",
        "Student", (STUDENT,), "ClassList"),
     Op("get", "/api/student/today-classes/", "today_classes", "Today's classes (course timezone)",
@@ -507,14 +533,17 @@ def openapi_operation() -> dict:
 
 
 WEBSOCKET_DESCRIPTION = """\
-A WebSocket (send `Upgrade: websocket`); authenticate with `?token=<launch token>`.
+A WebSocket (send `Upgrade: websocket`); authenticate with `?ticket=<ticket>` from POST /api/ws-ticket/
+(single use, about a minute: what the tool's pages do, so the launch token stays out of URLs and logs)
+or with `?token=<launch token>` (API clients).
 
 Teachers of the session's course receive every message of the session; a student of the course
-receives changes to their own record. A message reaches every connected teacher, whichever server
-process holds the socket. Each message is a JSON object with `type`:
+receives changes to their own records, of every session (one socket serves a whole page). A message
+reaches every connected teacher, whichever server process holds the socket. Each message is a JSON
+object with `type`:
 
 - `connected`: first message, `class_session_id` and `role`;
-- `ping`: after 20 s without any other message;
+- `ping`: after WS_PING_SECONDS (20 s) without any other message;
 - `code_generated`: `code`, `expires_at` (and `class_session_id`) when check-in opens or the code is asked for;
 - `student_submission`: a check-in; `attendance` as an item of get-session-submissions (students: `id`,
   `class_session_id`, `status` of their own record);
@@ -524,7 +553,12 @@ process holds the socket. Each message is a JSON object with `type`:
 - `session_closed`: the session was closed (`class_session_id`, `absent_count`).
 
 Schemas: `WsTeacherMessage` and `WsStudentMessage` (see `x-messages`). A caller who may not watch the
-session is refused before the upgrade: 401 for a missing or bad token, 403 otherwise.
+session is refused before the upgrade: 401 for a missing, bad, expired or used token or ticket, 403 otherwise.
+Sockets are capped per server process: per class session (WS_MAX_PER_SESSION) and in all
+(WS_MAX_PER_PROCESS), past which the handshake answers 429 `rate_limited`; and per user
+(WS_MAX_PER_USER), past which the user's oldest socket closes with code 4429. A socket closes with code
+4401 when its launch expires or its platform or deployment is deactivated (re-checked at each ping
+interval). Clients only listen: an inbound message is ignored, one over 4 KiB closes the socket.
 """
 
 
@@ -537,16 +571,23 @@ def websocket_operation() -> dict:
         "x-messages": {"teacher": ref("WsTeacherMessage"), "student": ref("WsStudentMessage")},
         "parameters": [
             {"in": "path", "name": "class_session_id", "required": True, "schema": ID},
-            {"in": "query", "name": "token", "required": True, "schema": TEXT,
-             "description": "the launch token (meta launch-token of the launched page)"},
+            {"in": "query", "name": "ticket", "required": False, "schema": TEXT,
+             "description": "a ticket from POST /api/ws-ticket/ for this session (single use)"},
+            {"in": "query", "name": "token", "required": False, "schema": TEXT,
+             "description": "the launch token (meta launch-token of the launched page), when there is no ticket"},
         ],
         "responses": {
             "101": {"description": "Switching Protocols: the socket is open; messages follow."},
             "400": {"description": "Not a WebSocket handshake (no `Connection: Upgrade`, `Upgrade: websocket`).",
                     "content": {"text/html": {"schema": TEXT}}},
             "401": {"$ref": "#/components/responses/Unauthorized"},
-            "403": {"description": "The caller may not watch this session (or it does not exist).",
+            "403": {"description": "The caller may not watch this session (or it does not exist), or the ticket "
+                                   "is for another session.",
                     "content": {JSON: {"schema": error_schema(("permission_denied",))}}},
+            "429": {"description": "This server process holds as many sockets as it may, in all or for this "
+                                   "session; try again later.",
+                    "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+                    "content": {JSON: {"schema": error_schema(("rate_limited",))}}},
         },
     }
 
@@ -572,7 +613,8 @@ def security_schemes(app: Flask) -> dict[str, dict]:
                       "description": "With the session cookie, unsafe methods need the `csrf-token` meta of the page "
                                      "(or a `csrf_token` form field)."},
         "launchTokenQuery": {"type": "apiKey", "in": "query", "name": "token",
-                             "description": "The launch token, for the WebSocket handshake."},
+                             "description": "The launch token, for the WebSocket handshake (or a `ticket` from "
+                                            "POST /api/ws-ticket/ instead)."},
     }
 
 

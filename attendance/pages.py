@@ -4,13 +4,14 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
 
 from flask import Blueprint, current_app, make_response, render_template, request, session
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
-from attendance.auth import SESSION_KEY, Principal, current_principal
+from attendance.auth import SESSION_KEY, Principal, current_principal, ensure_active
 from attendance.errors import ApiError
 from attendance.models import AttendanceRecord, AuditEntry, ClassSession, Course, Enrollment, User
 from attendance.provisioning import provision
@@ -25,7 +26,8 @@ from lti.roles import ADMIN, NONE, STUDENT, TEACHER
 from lti.store import get_store
 from lti.tokens import issue_launch_token, read_launch_token
 from lti.tool_config import DatabaseToolConf
-from lti.views import tool_url
+from lti.invitations import create_invite, invite_url
+from lti.views import tool_base_url, tool_url
 
 bp = Blueprint("pages", __name__)
 csrf.exempt(bp)  # the deep linking and admin forms carry a launch token instead of a cookie-bound CSRF token
@@ -58,7 +60,8 @@ def handle_launch(launch: Launch):
         sync_if_stale(current_app._get_current_object(), course.id)  # throttled, in the background
     token = issue_launch_token(claims)
     session.clear()
-    session[SESSION_KEY] = claims
+    session.permanent = True  # the cookie expires with PERMANENT_SESSION_LIFETIME = LAUNCH_TOKEN_TTL
+    session[SESSION_KEY] = {**claims, "issued_at": time.time()}
     context = {
         "launch_token": token,
         "csrf_token": generate_csrf(),
@@ -75,7 +78,7 @@ def handle_launch(launch: Launch):
     if role == NONE:
         return render_template("pages/no_access.html", **context)
     if role == ADMIN:
-        context.update(admin_overview(launch.registration_id))
+        context.update(admin_overview(launch.registration_id, launch.deployment_pk))
     return render_template(TEMPLATES[role], **context)
 
 
@@ -130,11 +133,14 @@ def checkin_landing(class_session_id: int):
     """
     raw = (request.args.get("code") or "").strip()
     code = raw.upper() if CODE_SHAPE.fullmatch(raw) else None
-    claims = session.get(SESSION_KEY) or {}
+    try:
+        principal = current_principal()
+    except ApiError:  # no launch, an expired one, or a deactivated platform: the generic page
+        principal = None
     row = None
-    if claims.get("role") == STUDENT and claims.get("course"):
+    if principal is not None and principal.role == STUDENT and principal.course_id:
         candidate = db.session.get(ClassSession, class_session_id)
-        if candidate is not None and candidate.course_id == claims["course"]:
+        if candidate is not None and candidate.course_id == principal.course_id:
             row = candidate
     context = {"code": code, "class_session_id": class_session_id, "class_session": row,
                "course": row.course if row is not None else None,
@@ -150,10 +156,15 @@ ACTIONS = {
 }
 
 
-def admin_overview(registration_id: int, limit: int = 50) -> dict:
-    """The admin's platform: its registration and deployments, its courses with counts, recent activity."""
+def admin_overview(registration_id: int, deployment_pk: int, limit: int = 50) -> dict:
+    """The admin's deployment: its registration, the courses launched through it with counts, recent activity.
+
+    Admin rights reach one deployment, not the whole registration: Canvas sub-account admins of
+    different schools can share one client id, each with their own deployment.
+    """
     registration = db.session.get(Registration, registration_id)
-    courses = db.session.scalars(select(Course).where(Course.registration_id == registration_id)
+    courses = db.session.scalars(select(Course).where(Course.registration_id == registration_id,
+                                                      Course.deployment_id == deployment_pk)
                                  .order_by(Course.title, Course.id)).all()
     ids = [c.id for c in courses] or [0]
     session_counts = dict(db.session.execute(select(ClassSession.course_id, func.count()).where(
@@ -168,7 +179,7 @@ def admin_overview(registration_id: int, limit: int = 50) -> dict:
         .outerjoin(actor, actor.id == AuditEntry.actor_id)
         .outerjoin(AttendanceRecord, AttendanceRecord.id == AuditEntry.record_id)
         .outerjoin(student, student.id == AttendanceRecord.student_id)
-        .where(Course.registration_id == registration_id)
+        .where(Course.id.in_(ids))
         .order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)).all()
     activity = [{
         "at": entry.at, "local": entry.at.astimezone(zone(course)).strftime("%Y-%m-%d %H:%M %Z"),
@@ -176,8 +187,10 @@ def admin_overview(registration_id: int, limit: int = 50) -> dict:
         "action": ACTIONS.get(entry.action, entry.action.replace("_", " ")),
         "student": whom.display_name if whom else "", "from": entry.from_status or "", "to": entry.to_status or "",
     } for entry, course, who, whom in rows]
+    deployments = [d for d in registration.deployments if d.id == deployment_pk] if registration else []
     return {
         "registrations": [registration] if registration else [],
+        "deployments": deployments,
         "courses": [{"course": c, "sessions": session_counts.get(c.id, 0), "students": student_counts.get(c.id, 0)}
                     for c in courses],
         "activity": activity,
@@ -185,29 +198,72 @@ def admin_overview(registration_id: int, limit: int = 50) -> dict:
 
 
 def _page_principal() -> Principal:
-    """The caller of a page: a launch token (?token= or a posted form field), a Bearer header, or the launch session."""
-    token = request.values.get("token")
+    """The caller of a page: a launch token in a posted form field, a Bearer header, or the launch session.
+
+    Never a query string: URLs end up in access logs, browser history and Referer headers.
+    """
+    token = request.form.get("token") if request.method == "POST" else None
     if token:
         try:
-            return Principal.from_claims(read_launch_token(token), "token")
+            principal = Principal.from_claims(read_launch_token(token), "token")
         except LaunchTokenError as exc:
             raise ApiError("authentication_required", exc.message, 401) from exc
+        ensure_active(principal)
+        return principal
     return current_principal()
+
+
+class _Refused(Exception):
+    """A page request refused with a clear page (status, code, message)."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.page = _refusal(status, code, message)
+
+
+def _admin_principal() -> Principal:
+    """The caller of an admin page, or _Refused: no valid launch (401), or no admin rights (403)."""
+    try:
+        principal = _page_principal()
+    except ApiError as exc:
+        raise _Refused(exc.status, exc.code, exc.message) from exc
+    if not (principal.role == ADMIN or principal.is_admin):
+        raise _Refused(403, "permission_denied", "Only administrators of your platform can see this page. "
+                       "Open Attendance from your course instead.")
+    return principal
+
+
+@bp.errorhandler(_Refused)
+def _refused(exc: _Refused):
+    return exc.page
 
 
 @bp.route("/admin/overview", methods=["GET", "POST"])
 def admin_overview_page():
     """The admin page: for admin launches (or teachers with admin rights) only; a clear 403 page for others."""
-    try:
-        principal = _page_principal()
-    except ApiError as exc:
-        return _refusal(exc.status, exc.code, exc.message)
-    if not (principal.role == ADMIN or principal.is_admin):
-        return _refusal(403, "permission_denied",
-                        "Only administrators of your platform can see this page. Open Attendance from your course instead.")
+    return _admin_page(_admin_principal())
+
+
+@bp.post("/admin/invitations")
+def admin_invite():
+    """Make a single-use dynamic registration link for another platform, and show it once."""
+    principal = _admin_principal()
+    hours = current_app.config["LTI_INVITE_HOURS"]
+    token = create_invite(hours, note=(request.form.get("note") or "").strip()[:255],
+                          created_by=f"admin user {principal.user_id} (registration {principal.registration_id}, "
+                                    f"deployment {principal.deployment_pk})")
+    current_app.logger.warning("registration invitation made by admin user %s of registration %s",
+                               principal.user_id, principal.registration_id)
+    return _admin_page(principal, new_invite={"url": invite_url(tool_base_url(), token), "hours": hours})
+
+
+def _admin_page(principal: Principal, **extra):
     user = db.session.get(User, principal.user_id)
-    response = make_response(render_template("pages/admin_overview.html", user=user,
-                                             **admin_overview(principal.registration_id)))
+    token = request.form.get("token") if principal.via == "token" and request.method == "POST" else None
+    response = make_response(render_template(
+        "pages/admin_overview.html", user=user, launch_token=token,
+        csrf_token=generate_csrf() if token is None else None,
+        **admin_overview(principal.registration_id, principal.deployment_pk), **extra))
     return _private(response)
 
 

@@ -1,10 +1,11 @@
 """A course's attendance rules, with the site defaults filling what the course did not set."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flask import current_app
 
+from attendance.errors import ApiError
 from attendance.models import CoursePolicy
 from extensions import db
 
@@ -40,3 +41,27 @@ class Policy:
 
 def policy_for(course_id: int) -> Policy:
     return Policy.of(db.session.get(CoursePolicy, course_id))
+
+
+def window_errors(present_minutes: int, late_minutes: int, *, late_field: str = "late_minutes") -> dict:
+    """Field errors of a check-in window: the late window may not end before the present one."""
+    if late_minutes < present_minutes:
+        return {late_field: [f"Must not be shorter than the present window ({present_minutes} minutes)."]}
+    return {}
+
+
+def checked_policy(course_id: int, changes: dict) -> Policy:
+    """The course's policy with changes applied, checked as a whole; 422 naming the fields that clash.
+
+    One validator for every way a policy changes (course settings, grade policy): a field is judged
+    with the others as they will be, not only with those sent alongside it.
+    """
+    merged = replace(policy_for(course_id), **{k: v for k, v in changes.items() if k in Policy.__dataclass_fields__})
+    fields = window_errors(merged.present_minutes, merged.late_minutes)
+    if merged.points_late > merged.points_present:
+        fields["points_late"] = [f"Must not be more than points_present ({merged.points_present:g})."]
+    if merged.points_absent > merged.points_late:
+        fields["points_absent"] = [f"Must not be more than points_late ({merged.points_late:g})."]
+    if fields:
+        raise ApiError("validation_error", "These settings contradict each other.", 422, fields)
+    return merged

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from attendance.enrolment import record_membership
 from attendance.models import Course, Enrollment, ResourceLink, User
 from extensions import db
 from lti.launch import Launch
 from lti.models import utcnow
+from lti.roles import STUDENT
 
 
 @dataclass
@@ -67,6 +69,7 @@ def provision(launch: Launch) -> Provisioned:
         enrollment.lti_roles = list(launch.roles)
         enrollment.active = True
         enrollment.source = "launch"
+        record_membership(course.id, {user.id: launch.role == STUDENT})
         if launch.resource_link is not None:
             link = _get_or_create(ResourceLink, {"course_id": course.id, "resource_link_id": launch.resource_link.id})
             if launch.resource_link.title:

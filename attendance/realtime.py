@@ -1,6 +1,8 @@
 """Publish/subscribe for live pages: in-process by default, Redis pub/sub across processes.
 
-Teachers' sockets listen on `session:<id>`; a student's socket on `session:<id>:student:<user id>`.
+Teachers' sockets listen on `session:<id>`. A student's record changes are published on
+`session:<id>:student:<user id>` and also reach `student:<user id>`, the channel a student's one socket
+listens on, so that a page needs a single socket whatever number of classes are open.
 """
 from __future__ import annotations
 
@@ -15,16 +17,28 @@ from flask import current_app
 log = logging.getLogger(__name__)
 
 
+_WAKE = object()  # put in a subscription's queue to wake its reader without a message
+
+
 class Subscription:
     def __init__(self, channels: tuple[str, ...]):
         self.channels = channels
         self.queue: queue.Queue = queue.Queue(maxsize=10_000)
 
     def get(self, timeout: float) -> dict | None:
+        """Return the next message, or None after timeout seconds or when interrupted."""
         try:
-            return self.queue.get(timeout=timeout)
+            message = self.queue.get(timeout=max(0.0, timeout))
         except queue.Empty:
             return None
+        return None if message is _WAKE else message
+
+    def interrupt(self) -> None:
+        """Wake a reader waiting in get() (it answers None)."""
+        try:
+            self.queue.put_nowait(_WAKE)
+        except queue.Full:
+            pass  # the reader has messages to read and will look at its socket's state soon anyway
 
 
 class LocalBroker:
@@ -49,8 +63,11 @@ class LocalBroker:
                     del self._subscribers[channel]
 
     def deliver(self, channel: str, message: dict) -> None:
+        alias = own_records_alias(channel)
         with self._lock:
-            targets = list(self._subscribers.get(channel, ()))
+            targets = set(self._subscribers.get(channel, ()))
+            if alias is not None:
+                targets |= self._subscribers.get(alias, set())
         for sub in targets:
             try:
                 sub.queue.put_nowait(message)
@@ -127,3 +144,14 @@ def session_channel(class_session_id: int) -> str:
 
 def student_channel(class_session_id: int, student_id: int) -> str:
     return f"session:{class_session_id}:student:{student_id}"
+
+
+def own_records_channel(student_id: int) -> str:
+    """The channel of every change to one student's records, whatever the session."""
+    return f"student:{student_id}"
+
+
+def own_records_alias(channel: str) -> str | None:
+    """The student-wide channel a per-session student channel also reaches, or None."""
+    head, sep, student = channel.rpartition(":student:")
+    return own_records_channel(int(student)) if sep and head.startswith("session:") and student.isdigit() else None

@@ -10,12 +10,13 @@ from flask import Flask
 from sqlalchemy import insert, select, update
 
 from attendance import clock
+from attendance.enrolment import record_membership
 from attendance.grades import service_client
 from attendance.models import Course, Enrollment, User
 from extensions import db
 from lti.constants import Scope
 from lti.models import Registration
-from lti.roles import map_roles
+from lti.roles import STUDENT, map_roles
 from lti.store import get_store
 from lti.services import ServiceError
 
@@ -82,13 +83,14 @@ def sync_roster(course: Course) -> RosterResult:
     enrollments = {row.user_id: row for row in db.session.execute(select(
         Enrollment.id, Enrollment.user_id, Enrollment.role, Enrollment.active, Enrollment.source)
         .where(Enrollment.course_id == course.id))}
-    new_enrollments, changed, seen = [], [], set()
+    new_enrollments, changed, seen, membership = [], [], set(), {}
     for sub, member in members.items():
         user_id = user_ids[sub]
         seen.add(user_id)
         roles = [r for r in member.get("roles") or [] if isinstance(r, str)]
         role = map_roles(roles).role
         active = (member.get("status") or "Active") == "Active"
+        membership[user_id] = role == STUDENT and active
         enrollment = enrollments.get(user_id)
         if enrollment is None:
             new_enrollments.append({"course_id": course.id, "user_id": user_id, "role": role, "lti_roles": roles,
@@ -104,6 +106,10 @@ def sync_roster(course: Course) -> RosterResult:
             if members and user_id not in seen and row.active and row.source != "admin"]
     if left:
         db.session.execute(update(Enrollment).where(Enrollment.id.in_(left)).values(active=False))
+    # Who is a student now, by the LMS: joins, departures and returns become enrolment periods.
+    gone = set(left)
+    membership.update({user_id: False for user_id, row in enrollments.items() if row.id in gone})
+    record_membership(course.id, membership)
     added, updated, deactivated = len(new_enrollments), len(changed), len(left)
     course.roster_synced_at = clock.now()
     course.roster_error = None

@@ -103,6 +103,9 @@ class ValidateIn(In):
     attendance_ids = fields.List(Id(), validate=validate.Length(1, 5000))
     status = fields.String(load_default="present", validate=validate.OneOf(STATUSES))
     remark = fields.String(validate=validate.Length(max=2000), allow_none=True)
+    if_status = fields.String(validate=validate.OneOf(STATUSES), allow_none=True, metadata={
+        "description": "change only while every record still has this status (the one the page showed); "
+                       "otherwise 409 stale_status and nothing changes"})
 
     @validates_schema
     def one_target(self, data, **_):

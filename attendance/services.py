@@ -12,9 +12,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased, contains_eager, selectinload
@@ -23,11 +24,11 @@ from attendance import clock, codes, geo, realtime
 from attendance.auth import Principal
 from attendance.errors import ApiError
 from attendance.models import (
-    ABSENT, LATE, PRESENT, AttendanceRecord, AuditEntry, ClassSession, Course, CoursePolicy, Enrollment, User,
+    ABSENT, EXCUSED, LATE, PRESENT, AttendanceRecord, AuditEntry, ClassSession, Course, CoursePolicy, Enrollment, User,
     display_name,
 )
-from attendance.grades import queue_grades
-from attendance.policy import Policy, policy_for
+from attendance.grades import records_changed
+from attendance.policy import Policy, policy_for, window_errors
 from attendance.risk import RiskSignals, score_check_in
 from attendance.roster import sync_roster
 from extensions import db
@@ -41,6 +42,14 @@ def course_of(principal: Principal) -> Course:
     if course is None:
         raise ApiError("not_found", "This launch is not inside a course.", 404)
     return course
+
+
+def zone_of(course: Course) -> ZoneInfo:
+    """The course's timezone (UTC when it has none, or one this machine does not know)."""
+    try:
+        return ZoneInfo(course.timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
 
 
 def scoped_session(principal: Principal, class_session_id: int) -> ClassSession:
@@ -73,8 +82,10 @@ def create_class_sessions(course: Course, actor_id: int | None, *, title: str, s
         fields["latitude" if latitude is None else "longitude"] = ["Give both latitude and longitude, or neither."]
     if radius_m is not None and latitude is None:
         fields["radius_m"] = ["A radius needs latitude and longitude."]
-    if present_minutes is not None and late_minutes is not None and late_minutes < present_minutes:
-        fields["late_minutes"] = ["Must not be shorter than present_minutes."]
+    if present_minutes is not None or late_minutes is not None:  # judged with the course's value of the other
+        policy = policy_for(course.id)
+        fields.update(window_errors(policy.present_minutes if present_minutes is None else present_minutes,
+                                    policy.late_minutes if late_minutes is None else late_minutes))
     occurrences = 1
     if repeat_weekly_until is not None:
         if repeat_weekly_until < starts_at:
@@ -113,9 +124,23 @@ def window_of(session: ClassSession, policy: Policy) -> tuple[datetime, datetime
     return base + timedelta(minutes=present), base + timedelta(minutes=max(late, present))
 
 
+def checkin_opens_at(session: ClassSession) -> datetime:
+    """The earliest moment check-in may open or take a student: CHECKIN_EARLY_MINUTES before the start."""
+    return session.starts_at - timedelta(minutes=current_app.config["CHECKIN_EARLY_MINUTES"])
+
+
 def is_checkin_open(session: ClassSession, policy: Policy, now: datetime) -> bool:
+    """Whether check-in takes students now: opened, not stopped nor closed, and inside its window.
+
+    The one definition generate-code, the session list, the students' pages and check-in share.
+    """
     return (session.checkin_opened_at is not None and session.checkin_closed_at is None
-            and session.closed_at is None and now <= window_of(session, policy)[1])
+            and session.closed_at is None and checkin_opens_at(session) <= now <= window_of(session, policy)[1])
+
+
+def rotation_of(session: ClassSession, policy: Policy) -> int:
+    """Seconds between codes: the rotation taken when check-in opened, else the course's (sessions opened before)."""
+    return session.code_rotation_seconds or policy.code_rotation_seconds
 
 
 def _adhoc_session(course: Course, actor_id: int, now: datetime) -> ClassSession:
@@ -127,10 +152,11 @@ def _adhoc_session(course: Course, actor_id: int, now: datetime) -> ClassSession
     if recent is not None:
         return recent
     session = ClassSession(
-        course_id=course.id, title=f"Class of {now:%Y-%m-%d %H:%M} UTC", starts_at=now,
+        course_id=course.id, title=f"Class of {now.astimezone(zone_of(course)):%Y-%m-%d %H:%M}", starts_at=now,
         ends_at=now + timedelta(minutes=current_app.config["ADHOC_SESSION_MINUTES"]), is_adhoc=True,
         code_secret=codes.new_secret(), created_by_id=actor_id)
     db.session.add(session)
+    db.session.flush()  # its id goes into the audit entry of the opening
     return session
 
 
@@ -142,15 +168,23 @@ def generate_code(principal: Principal, class_session_id: int | None,
     session = scoped_session(principal, class_session_id) if class_session_id else _adhoc_session(course, principal.user_id, now)
     if session.closed_at is not None:
         raise ApiError("session_closed", "This class session is closed.", 409)
-    if not reopen and (session.checkin_opened_at is None or session.checkin_closed_at is not None):
-        raise ApiError("checkin_not_open", "Check-in is not open for this class.", 409)
-    if session.checkin_opened_at is None or session.checkin_closed_at is not None:
-        session.checkin_opened_at = now if session.checkin_opened_at is None else session.checkin_opened_at
-        session.checkin_closed_at = None
-        _audit(course.id, None, principal.user_id, "checkin_opened", detail={"class_session_id": session.id})
-    db.session.commit()
     policy = policy_for(course.id)
-    issued = codes.current_code(session.code_secret, now, policy.code_rotation_seconds)
+    if not is_checkin_open(session, policy, now):
+        if not reopen:
+            raise ApiError("checkin_not_open", "Check-in is not open for this class.", 409)
+        if now < checkin_opens_at(session):
+            raise ApiError("checkin_too_early", f"Check-in opens {current_app.config['CHECKIN_EARLY_MINUTES']} "
+                           "minutes before the class starts, not earlier.", 409)
+        if session.checkin_opened_at is None or now > window_of(session, policy)[1]:
+            # A window that is over starts again from now; a pause inside a running window keeps its anchor,
+            # so a stop and restart never hands latecomers a fresh "present" window.
+            session.checkin_opened_at = now
+        session.checkin_closed_at = None
+        session.code_rotation_seconds = policy.code_rotation_seconds  # later settings changes leave this class alone
+        _audit(course.id, None, principal.user_id, "checkin_opened",
+               detail={"class_session_id": session.id, "anchored_at": iso(session.checkin_opened_at)})
+    db.session.commit()
+    issued = codes.current_code(session.code_secret, now, rotation_of(session, policy))
     realtime.broker().publish(realtime.session_channel(session.id), {
         "type": "code_generated", "class_session_id": session.id, "code": issued.code,
         "expires_at": iso(issued.expires_at)})
@@ -206,7 +240,7 @@ def on_campus(ip: str | None, networks: tuple[str, ...]) -> bool | None:
 
 
 # What a check-in needs of the course policy; a Policy built from these rows has default points (unused here).
-CHECKIN_POLICY_COLUMNS = ("present_minutes", "late_minutes", "code_rotation_seconds", "campus_networks")
+CHECKIN_POLICY_COLUMNS = ("present_minutes", "late_minutes", "code_rotation_seconds", "campus_networks", "denominator")
 
 
 @functools.cache
@@ -224,7 +258,8 @@ def _checkin_query(one_session: bool):
     session_columns = [ClassSession.id, ClassSession.code_secret, ClassSession.starts_at,
                        ClassSession.checkin_opened_at, ClassSession.latitude, ClassSession.longitude,
                        ClassSession.radius_m, ClassSession.present_minutes.label("session_present_minutes"),
-                       ClassSession.late_minutes.label("session_late_minutes")]
+                       ClassSession.late_minutes.label("session_late_minutes"),
+                       ClassSession.code_rotation_seconds.label("session_rotation_seconds")]
     policy_columns = [getattr(CoursePolicy, name) for name in CHECKIN_POLICY_COLUMNS]
     student_columns = [User.name.label("student_name"), User.email.label("student_email"),
                        User.sub.label("student_sub")]
@@ -242,13 +277,60 @@ def _checkin_query(one_session: bool):
     return query
 
 
+# What a check-in writes over an excuse given in advance (the remark a teacher may have left stays).
+CHECKIN_REPLACES = ("status", "source", "submitted_at", "latitude", "longitude", "accuracy_m", "distance_m",
+                    "location_flag", "ip", "user_agent_hash", "device_hash", "risk_score", "risk_level",
+                    "risk_reasons", "updated_at")
+
+
+def _insert_for(dialect: str):
+    return pg_insert if dialect == "postgresql" else sqlite_insert
+
+
 @functools.cache
 def _checkin_insert(dialect: str):
-    """INSERT … ON CONFLICT DO NOTHING RETURNING id: a duplicate check-in costs no exception and no rollback."""
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    """INSERT … ON CONFLICT … RETURNING id: a duplicate check-in costs no exception and no rollback.
+
+    The one record a check-in may replace is an excuse given in advance (an approved justification): the
+    student came after all. Any other record stays, and no id comes back.
+    """
     table = AttendanceRecord.__table__  # Core, not the ORM's bulk-insert machinery
-    return (insert(table).on_conflict_do_nothing(index_elements=["class_session_id", "student_id"])
-            .returning(table.c.id))
+    statement = _insert_for(dialect)(table)
+    return (statement.on_conflict_do_update(
+        index_elements=["class_session_id", "student_id"],
+        set_={**{name: statement.excluded[name] for name in CHECKIN_REPLACES},
+              "validated_by_id": None, "validated_at": None},
+        where=and_(table.c.status == EXCUSED, table.c.source == "justification"))
+        .returning(table.c.id))
+
+
+def _check_in_refusal(class_session_id: int, student_id: int) -> ApiError:
+    """Why a check-in found a record already there (the cold path: read only after a conflict)."""
+    source = db.session.scalar(select(AttendanceRecord.source).where(
+        AttendanceRecord.class_session_id == class_session_id, AttendanceRecord.student_id == student_id))
+    if source == "close":
+        return ApiError("checkin_closed", "This class was closed before your check-in arrived; you were recorded "
+                        "absent. Talk to your teacher if you were there.", 409)
+    if source in ("teacher", "justification"):
+        return ApiError("already_recorded", "Your teacher has already recorded your attendance for this class.", 409)
+    return ApiError("already_submitted", "You have already checked in to this class.", 409)
+
+
+def insert_new_records(course_id: int, rows: list[dict]) -> dict[int, int]:
+    """Insert the records that do not exist yet; answer {student id: new record id} for those inserted.
+
+    INSERT … ON CONFLICT DO NOTHING: a record someone wrote meanwhile (a check-in, another teacher) is
+    skipped, never an IntegrityError, whichever database. The grades they move are queued with them.
+    """
+    if not rows:
+        return {}
+    table = AttendanceRecord.__table__
+    statement = (_insert_for(db.engine.dialect.name)(table)
+                 .on_conflict_do_nothing(index_elements=["class_session_id", "student_id"])
+                 .returning(table.c.student_id, table.c.id))
+    inserted = dict(db.session.execute(statement, rows).all())
+    records_changed(course_id, list(inserted))  # Core, not the ORM: the flush hook does not see these
+    return inserted
 
 
 def record_check_in(principal: Principal, code: str, where: Where, client: Client,
@@ -270,11 +352,14 @@ def record_check_in(principal: Principal, code: str, where: Where, client: Clien
     match = policy = None
     for row in db.session.execute(query, params).all():
         row_policy = Policy.of(row)
-        if codes.matches(row.code_secret, code, now, row_policy.code_rotation_seconds, grace):
+        rotation = row.session_rotation_seconds or row_policy.code_rotation_seconds  # as in rotation_of
+        if codes.matches(row.code_secret, code, now, rotation, grace):
             match, policy = row, row_policy
             break
     if match is None:
         raise ApiError("invalid_attendance_code", "The code is wrong or has expired.", 400)
+    if now < checkin_opens_at(match):
+        raise ApiError("checkin_too_early", "Check-in for this class has not started yet.", 409)
     session = SimpleNamespace(id=match.id, starts_at=match.starts_at, checkin_opened_at=match.checkin_opened_at,
                               present_minutes=match.session_present_minutes, late_minutes=match.session_late_minutes,
                               latitude=match.latitude, longitude=match.longitude, radius_m=match.radius_m)
@@ -302,7 +387,9 @@ def record_check_in(principal: Principal, code: str, where: Where, client: Clien
     new_id = db.session.execute(_checkin_insert(db.engine.dialect.name), values).scalar()
     if new_id is None:
         db.session.rollback()
-        raise ApiError("already_submitted", "You have already checked in to this class.", 409)
+        raise _check_in_refusal(session.id, principal.user_id)
+    if policy.denominator == "scheduled":  # every scheduled session counts: this one moves the grade now
+        records_changed(principal.course_id, [principal.user_id])
     record = SimpleNamespace(id=new_id, validated_at=None, **values)  # plain values: nothing to reload
     message = submission_json(record, student)
     db.session.commit()
@@ -312,15 +399,33 @@ def record_check_in(principal: Principal, code: str, where: Where, client: Clien
 
 # -- teacher actions ---------------------------------------------------------------------------
 def validate_attendance(principal: Principal, attendance_ids: list[int], status: str,
-                        remark: str | None = None) -> list[AttendanceRecord]:
-    """Set the status (and remark) of records of the caller's course; every change is audited."""
+                        remark: str | None = None, if_status: str | None = None) -> list[AttendanceRecord]:
+    """Set the status (and remark) of records of the caller's course; every change is audited.
+
+    With if_status, only while every record still has that status (the one the teacher's page showed);
+    otherwise 409 stale_status and nothing changes.
+    """
     wanted = list(dict.fromkeys(attendance_ids))
+    seen = None
+    if if_status is not None:
+        # Compare-and-set as a no-op write: it counts the rows still showing if_status and keeps them locked
+        # (PostgreSQL: those rows; SQLite: the database) until this transaction ends, so nobody changes them
+        # between this check and the update below.
+        table = AttendanceRecord.__table__
+        seen = db.session.execute(
+            update(table).where(table.c.id.in_(wanted), table.c.status == if_status)
+            .values(status=table.c.status, updated_at=table.c.updated_at)).rowcount
     records = db.session.scalars(
         select(AttendanceRecord).join(ClassSession).options(selectinload(AttendanceRecord.student))
         .where(AttendanceRecord.id.in_(wanted), ClassSession.course_id == principal.course_id)).all()
     if len(records) != len(wanted):  # one id of another course, or unknown: nothing changes
         raise ApiError("not_found", "No such attendance record in this course.", 404)
-    records.sort(key=lambda r: wanted.index(r.id))
+    if seen is not None and seen != len(records):
+        db.session.rollback()
+        raise ApiError("stale_status", "Someone changed this attendance meanwhile; nothing was saved. Look at "
+                       "the new status and try again.", 409)
+    position = {record_id: i for i, record_id in enumerate(wanted)}  # a dict, not list.index: O(n log n) in all
+    records.sort(key=lambda r: position[r.id])
     now = clock.now()
     for record in records:
         if record.status != status:
@@ -330,7 +435,6 @@ def validate_attendance(principal: Principal, attendance_ids: list[int], status:
         record.validated_at = now
         if remark is not None:
             record.remark = remark
-    queue_grades(principal.course_id, [r.student_id for r in records])
     messages = [(record, submission_json(record, record.student)) for record in records]
     db.session.commit()
     for record, message in messages:
@@ -346,18 +450,21 @@ def mark_attendance(principal: Principal, class_session_id: int, student_id: int
         Enrollment.course_id == session.course_id, Enrollment.user_id == student_id, Enrollment.role == "student"))
     if enrolled is None:
         raise ApiError("not_found", "No such student in this course.", 404)
-    record = db.session.scalar(select(AttendanceRecord).filter_by(class_session_id=session.id, student_id=student_id))
-    if record is None:
-        record = AttendanceRecord(class_session_id=session.id, student_id=student_id, status=status, source="teacher",
-                                  validated_by_id=principal.user_id, validated_at=clock.now(), remark=remark or "")
-        db.session.add(record)
-        db.session.flush()
-        _audit(session.course_id, record.id, principal.user_id, "marked", None, status)
-        queue_grades(session.course_id, [student_id])
-        db.session.commit()
-        publish_record(record, record.student, "attendance_validated")
-        return record
-    return validate_attendance(principal, [record.id], status, remark)[0]
+    now = clock.now()
+    inserted = insert_new_records(session.course_id, [dict(
+        class_session_id=session.id, student_id=student_id, status=status, source="teacher",
+        validated_by_id=principal.user_id, validated_at=now, remark=remark or "", updated_at=now)])
+    if not inserted:
+        # A record exists (maybe a check-in that just arrived): the teacher's mark changes it.
+        record_id = db.session.scalar(select(AttendanceRecord.id).filter_by(class_session_id=session.id,
+                                                                            student_id=student_id))
+        return validate_attendance(principal, [record_id], status, remark)[0]
+    _audit(session.course_id, inserted[student_id], principal.user_id, "marked", None, status)
+    record = db.session.get(AttendanceRecord, inserted[student_id])
+    message = submission_json(record, record.student)
+    db.session.commit()
+    publish_payload(record, message, "attendance_validated")
+    return record
 
 
 def close_session(principal: Principal, class_session_id: int) -> tuple[ClassSession, int, str | None]:
@@ -378,16 +485,17 @@ def close_session(principal: Principal, class_session_id: int) -> tuple[ClassSes
     missing = db.session.scalars(select(Enrollment.user_id).where(
         Enrollment.course_id == session.course_id, Enrollment.role == "student", Enrollment.active.is_(True),
         Enrollment.user_id.not_in(recorded))).all()
-    absences = [AttendanceRecord(class_session_id=session.id, student_id=user_id, status=ABSENT, source="close",
-                                 validated_by_id=principal.user_id, validated_at=now) for user_id in missing]
-    db.session.add_all(absences)
-    db.session.flush()
+    rows = [dict(class_session_id=session.id, student_id=user_id, status=ABSENT, source="close",
+                 validated_by_id=principal.user_id, validated_at=now, remark="", updated_at=now) for user_id in missing]
+    inserted = insert_new_records(session.course_id, rows)  # a check-in that got in meanwhile keeps its record
+    absences = [SimpleNamespace(id=inserted[row["student_id"]], submitted_at=None, risk_score=None, location_flag=None,
+                                distance_m=None, accuracy_m=None, **row)
+                for row in rows if row["student_id"] in inserted]
     for record in absences:
         _audit(session.course_id, record.id, principal.user_id, "closed_absent", None, ABSENT)
     _audit(session.course_id, None, principal.user_id, "session_closed",
            detail={"class_session_id": session.id, "absent_count": len(absences)})
-    queue_grades(session.course_id)  # one more closed session moves every student's grade
-    students = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(missing or [0])))}
+    students = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(list(inserted) or [0])))}
     messages = [(record, submission_json(record, students[record.student_id])) for record in absences]
     db.session.commit()  # messages are built first: reading them after would reload every row
     for record, message in messages:

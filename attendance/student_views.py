@@ -3,25 +3,28 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from attendance import clock
 from attendance.auth import Principal
 from attendance.errors import ApiError
 from attendance.models import ABSENT, EXCUSED, LATE, PRESENT, AttendanceRecord, ClassSession, Course, Enrollment
-from attendance.services import Policy, is_checkin_open, iso, policy_for
+from attendance.services import Policy, is_checkin_open, iso, policy_for, zone_of
 from extensions import db
 
 SOON = timedelta(minutes=15)
 
 
 def zone(course: Course) -> ZoneInfo:
-    try:
-        return ZoneInfo(course.timezone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+    """The course's timezone (one definition: services.zone_of)."""
+    return zone_of(course)
+
+
+def local_day(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """[start, end) of a calendar day in a timezone."""
+    return datetime.combine(day, time.min, tzinfo=tz), datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz)
 
 
 def _student_courses(principal: Principal) -> list[Course]:
@@ -67,8 +70,9 @@ def classes(principal: Principal, scope: str) -> list[dict]:
         if scope == "current":
             keep = is_checkin_open(session, policies[course.id], now) or (
                 session.starts_at - SOON <= now <= session.ends_at and session.closed_at is None)
-        elif scope == "today":
-            keep = session.starts_at.astimezone(tz).date() == local_today
+        elif scope == "today":  # every class that runs at some point of the local day, even one begun yesterday
+            day_start, day_end = local_day(local_today, tz)
+            keep = session.starts_at < day_end and session.ends_at > day_start
         else:
             monday = local_today - timedelta(days=local_today.weekday())
             keep = monday <= session.starts_at.astimezone(tz).date() < monday + timedelta(days=7)
@@ -86,10 +90,17 @@ def history(principal: Principal, course_id: int | None, start: date | None, end
              .where(AttendanceRecord.student_id == principal.user_id, ClassSession.course_id.in_(courses or [0])))
     if course_id is not None:
         query = query.where(ClassSession.course_id == course_id)
-    if start is not None:
-        query = query.where(ClassSession.starts_at >= datetime.combine(start, time.min, tzinfo=ZoneInfo("UTC")))
-    if end is not None:
-        query = query.where(ClassSession.starts_at < datetime.combine(end + timedelta(days=1), time.min, tzinfo=ZoneInfo("UTC")))
+    if (start is not None or end is not None) and courses:
+        # Days are each course's own: a 23:30 New York class on 7 January belongs to 7 January.
+        per_course = []
+        for cid, course in courses.items():
+            tz, bounds = zone(course), [ClassSession.course_id == cid]
+            if start is not None:
+                bounds.append(ClassSession.starts_at >= local_day(start, tz)[0])
+            if end is not None:
+                bounds.append(ClassSession.starts_at < local_day(end, tz)[1])
+            per_course.append(and_(*bounds))
+        query = query.where(or_(*per_course))
     rows = db.session.execute(query.order_by(ClassSession.starts_at.desc())).all()
     items, counts = [], defaultdict(lambda: {PRESENT: 0, LATE: 0, EXCUSED: 0, ABSENT: 0})
     for record, session in rows:

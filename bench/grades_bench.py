@@ -86,7 +86,8 @@ def build_app(database: Database, tmp: Path):
     from app import create_app
 
     return create_app({"SECRET_KEY": "grades-bench", "KEYS_DIR": str(tmp / "keys"), "TOOL_BASE_URL": "http://127.0.0.1:9",
-                       "REDIS_PREFIX": f"grades-bench-{uuid.uuid4().hex}:"})
+                       "REDIS_PREFIX": f"grades-bench-{uuid.uuid4().hex}:",
+                       "OUTBOUND_ALLOW_NETWORKS": "127.0.0.1/32"})  # its simulated LMS listens on loopback
 
 
 def seed(app, platform, lms, students: int) -> int:

@@ -28,6 +28,9 @@ LTI_STATE_TTL = 600  # seconds a login's state and nonce stay usable
 LTI_JWKS_CACHE_TTL = 3600  # platform key sets are cached this long
 LTI_JWKS_MIN_REFETCH_INTERVAL = 10  # an unknown kid refetches at most this often per key set URL
 LTI_HTTP_TIMEOUT = 10  # seconds for any call to a platform
+LTI_INVITE_HOURS = 7 * 24  # how long a registration invitation stays usable
+LTI_OPEN_REGISTRATION = False  # True: dynamic registration without an invitation, new platforms pending approval
+ACTIVE_CHECK_SECONDS = 5  # how long "is this registration/deployment still active" is cached per process
 
 LAUNCH_TOKEN_TTL = 8 * 3600  # a class lasts hours; the token outlives it
 KEY_ROTATION_GRACE_DAYS = 7
@@ -65,3 +68,31 @@ GRADE_CLAIM_SECONDS = 10  # a worker's lease on the rows it is delivering, renew
 GRADE_WORKER_IN_APP = True  # `python app.py` delivers grades from a background thread
 ROSTER_SYNC_ON_LAUNCH = True
 ROSTER_SYNC_INTERVAL = 600  # seconds: at most one roster read per course per this on teacher launches
+
+# Hardening (issue 7)
+TOOL_BASE_URL = "http://127.0.0.1:5000"  # outside production only; APP_ENV=production requires TOOL_BASE_URL
+LTI_RATE_LIMIT = "6000 per minute"  # /lti/login, /lti/launch and /lti/register per client address (a campus NAT)
+LTI_PENDING_STATES_PER_ADDRESS = "3000 per 10 minutes"  # login states one address may leave pending (LTI_STATE_TTL)
+API_MAX_JSON_BYTES = 128 * 1024  # the largest JSON body (5,000 attendance ids fit with room to spare)
+API_MAX_JSON_DEPTH = 32  # nesting of JSON arrays/objects; the API's own bodies nest two deep
+
+# Live WebSockets (/ws/attendance/...): caps so that open sockets can never starve HTTP.
+# Counted in each server process: with several processes, each applies these caps to its own sockets.
+WS_MAX_PER_USER = 3  # a teacher's dashboard and projector plus a reload; a newer socket closes the oldest (4429)
+WS_MAX_PER_SESSION = 2000  # teachers and students of one class session; past it, 429 at the handshake
+WS_MAX_PER_PROCESS = None  # None: 800 under gevent, half of gunicorn's --threads, 100 on `python app.py` (README)
+WS_PING_SECONDS = 20  # a ping after this long without a message; also how often the registration is re-checked
+WS_TICKET_TTL = 60  # seconds a page's single-use socket ticket stays valid
+SOCK_SERVER_OPTIONS = {"max_message_size": 4096}  # clients only listen: a large inbound frame closes the socket
+
+# Outbound calls to platforms (key sets, tokens, AGS, NRPS, registration): lti/outbound.py
+OUTBOUND_MAX_BYTES = 2 * 1024 * 1024  # the largest answer read from a platform; a key set or roster page is far smaller
+OUTBOUND_MAX_CONCURRENCY = 16  # calls to platforms in flight at once per process; more wait, within their deadline
+
+# Check-in opening (issue 8)
+CHECKIN_EARLY_MINUTES = 15  # check-in may open (and accept students) this long before a session starts, no earlier
+
+# Content-Security-Policy
+CSP_ORIGINS_CACHE_SECONDS = 30  # how long the registered platforms' origins (frame-ancestors, form-action) are cached
+CSP_EXTRA_FRAME_ANCESTORS: list = []  # operator-added origins allowed to frame the tool, e.g. an LMS on a vanity host
+CSP_EXTRA_CONNECT_SRC: list = []  # e.g. a WebSocket server on another origin

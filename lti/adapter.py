@@ -33,6 +33,7 @@ from lti.constants import LTI_VERSION, Claim, MessageType
 from lti.exceptions import LaunchError, LoginError, StateError, TokenError, UnknownPlatform
 from lti.launch import Launch
 from lti.models import Deployment, Registration
+from lti.ratelimit import count_pending_state
 from lti.store import get_store
 from lti.tool_config import DatabaseToolConf, find_deployment, find_registration
 
@@ -59,6 +60,7 @@ class LoginResult:
     nonce: str
     storage_target: str | None
     storage_origin: str
+    storage_secret: str | None = None  # what the login page puts in platform storage; never in the id_token
 
 
 @dataclass(frozen=True)
@@ -127,13 +129,18 @@ class ToolOIDCLogin(FlaskOIDCLogin):
         nonce = secrets.token_urlsafe(32)
         storage_target = (self.params.get("lti_storage_target") or "").strip() or None
         storage_origin = _origin(row.auth_login_url)
+        # Platform storage proves the browser only with a value nobody else saw: not the state or the
+        # nonce, which travel in the auth request, the form post and the id_token.
+        storage_secret = secrets.token_urlsafe(32) if storage_target else None
         record = {
             "nonce": nonce,
+            "storage_secret": storage_secret,
             "registration_id": row.id,
             "storage_target": storage_target,
             "storage_origin": storage_origin,
             "login": {k: self.params[k] for k in LOGIN_PARAMS if self.params.get(k)},
         }
+        count_pending_state()  # each login leaves a row until its launch or TTL: bound them per address
         get_store().put(STATE_PREFIX + state, json.dumps(record), current_app.config["LTI_STATE_TTL"])
         auth_params = {
             "scope": "openid",
@@ -149,7 +156,8 @@ class ToolOIDCLogin(FlaskOIDCLogin):
         if self.params.get("lti_message_hint"):
             auth_params["lti_message_hint"] = self.params["lti_message_hint"]
         sep = "&" if "?" in row.auth_login_url else "?"
-        return LoginResult(row.auth_login_url + sep + urlencode(auth_params), state, nonce, storage_target, storage_origin)
+        return LoginResult(row.auth_login_url + sep + urlencode(auth_params), state, nonce, storage_target, storage_origin,
+                           storage_secret)
 
 
 def find_registration_any(issuer: str) -> bool:
@@ -230,7 +238,10 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             if stored_state is None:
                 nonce = self.state_record["nonce"]
                 return PendingStorageCheck(state, nonce, target, self.state_record["storage_origin"])
-            if stored_state == state and self.form.get("lti_storage_nonce") == self.state_record["nonce"]:
+            secret = self.state_record.get("storage_secret")
+            if isinstance(secret, str) and isinstance(stored_state, str) and \
+                    secrets.compare_digest(stored_state, secret) and \
+                    self.form.get("lti_storage_nonce") == self.state_record["nonce"]:
                 return None
             raise StateError("The state kept in the platform's storage does not match this launch.")
         raise StateError(
@@ -349,6 +360,9 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             return_url = (body.get(Claim.DL_SETTINGS) or {}).get("deep_link_return_url")
             if not isinstance(return_url, str) or not return_url:
                 raise LaunchError("The deep linking settings have no return URL (deep_link_return_url).")
+            if _origin(return_url).split("://")[0] not in ("https", "http") or _origin(return_url).endswith("://"):
+                # It becomes a form action on our page: a javascript: or data: URL would run in our origin.
+                raise LaunchError("The deep linking return URL must be an http(s) URL.")
         for validator in get_validators():
             if validator.can_validate(body):
                 try:

@@ -6,7 +6,9 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from extensions import db
+from lti.invitations import create_invite, invite_url
 from lti.models import Deployment, Registration
+from lti.outbound import OutboundError, check_platform_url, url_host
 
 platform_cli = AppGroup("platform", help="Register LTI platforms by hand.")
 keys_cli = AppGroup("keys", help="The tool's signing keys.")
@@ -21,14 +23,29 @@ keys_cli = AppGroup("keys", help="The tool's signing keys.")
 @click.option("--deployment-id", "deployment_ids", multiple=True, help="A deployment id (repeatable)")
 @click.option("--audience", default=None, help="Audience of token requests, when not the token URL")
 @click.option("--name", default="", help="A name to recognise the platform by")
+@click.option("--service-host", "service_hosts", multiple=True,
+              help="Another host where the platform's AGS/NRPS services and course pages live (repeatable), "
+                   "e.g. school.instructure.com for Canvas Cloud")
 @click.option("--no-auto-onboard", is_flag=True, help="Refuse launches from deployment ids not listed here")
-def platform_add(issuer, client_id, auth_login_url, token_url, key_set_url, deployment_ids, audience, name, no_auto_onboard):
+def platform_add(issuer, client_id, auth_login_url, token_url, key_set_url, deployment_ids, audience, name,
+                 service_hosts, no_auto_onboard):
     """Add (or update) a platform registration and its deployments."""
+    allow = current_app.config["OUTBOUND_ALLOW_NETWORKS"]
+    for label, url in (("--issuer", issuer), ("--auth-login-url", auth_login_url), ("--token-url", token_url),
+                       ("--key-set-url", key_set_url)):
+        try:
+            check_platform_url(url, allow)
+        except OutboundError as exc:
+            raise click.BadParameter(f"{url}: {exc.reason}", param_hint=label) from exc
+    if audience and url_host(audience) != url_host(token_url):
+        raise click.BadParameter("the audience must be on the token URL's host", param_hint="--audience")
     row = db.session.scalar(db.select(Registration).filter_by(issuer=issuer, client_id=client_id))
     created = row is None
     row = row or Registration(issuer=issuer, client_id=client_id)
     row.auth_login_url, row.auth_token_url, row.key_set_url = auth_login_url, token_url, key_set_url
     row.auth_audience, row.name, row.active = audience, name or row.name or issuer, True
+    row.pending_approval = False
+    row.service_hosts = sorted({h.strip().lower() for h in service_hosts if h.strip()}) or list(row.service_hosts or [])
     row.auto_onboard_deployments = not no_auto_onboard
     db.session.add(row)
     db.session.flush()
@@ -47,7 +64,7 @@ def platform_list():
     if not rows:
         click.echo("No platforms registered.")
     for row in rows:
-        state = "active" if row.active else "inactive"
+        state = "pending" if row.pending_approval else "active" if row.active else "inactive"
         click.echo(f"{row.id}\t{state}\t{row.issuer}\tclient={row.client_id}\t{row.name}")
         for dep in row.deployments:
             click.echo(f"\tdeployment {dep.deployment_id}\t{'active' if dep.active else 'inactive'}")
@@ -71,6 +88,34 @@ def platform_deactivate(issuer, client_id, deployment_id):
         row.active = False
     db.session.commit()
     click.echo("Deactivated.")
+
+
+@platform_cli.command("approve")
+@click.option("--issuer", required=True)
+@click.option("--client-id", required=True)
+def platform_approve(issuer, client_id):
+    """Accept launches from a platform that registered itself while open registration was on."""
+    row = db.session.scalar(db.select(Registration).filter_by(issuer=issuer, client_id=client_id))
+    if row is None:
+        raise click.ClickException(f"No platform {issuer} with client id {client_id}")
+    row.active, row.pending_approval = True, False
+    db.session.commit()
+    click.echo(f"Approved platform {row.id}: {issuer} client {client_id}")
+
+
+@platform_cli.command("invite")
+@click.option("--expires-hours", type=float, default=None, help="How long the link stays usable (default 7 days)")
+@click.option("--note", default="", help="Whom the invitation is for, shown in the audit log")
+def platform_invite(expires_hours, note):
+    """Make a single-use registration link to paste into Moodle or Canvas as the tool URL."""
+    hours = expires_hours if expires_hours is not None else current_app.config["LTI_INVITE_HOURS"]
+    try:
+        token = create_invite(hours, note=note, created_by="cli")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--expires-hours") from exc
+    base = current_app.config.get("TOOL_BASE_URL") or "http://127.0.0.1:5000"
+    click.echo(f"Single-use registration link, valid for {hours:g} hours. Paste it into the LMS as the tool URL:")
+    click.echo(invite_url(base, token))
 
 
 @keys_cli.command("rotate")

@@ -4,13 +4,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import requests
+from flask import current_app
 from pylti1p3.dynamic_registration import DynamicRegistration
 
 from extensions import db
 from lti.constants import CANVAS_PLATFORM, PLATFORM_CONFIGURATION, TOOL_CONFIGURATION, MessageType
 from lti.exceptions import RegistrationError
 from lti.models import Deployment, Registration
+from lti.outbound import OutboundError, check_platform_url, url_host
 from lti.platform_keys import USER_AGENT
 
 CLAIMS = ["iss", "sub", "name", "given_name", "family_name", "email", "picture", "locale"]
@@ -53,8 +54,10 @@ class ToolDynamicRegistration(DynamicRegistration):
     """pylti1p3next's registration flow with Bearer on both calls, typed errors and storage in our tables."""
 
     def __init__(self, tool: ToolDescription, openid_configuration_url: str, registration_token: str | None,
-                 timeout: float):
+                 timeout: float, *, allow_networks=(), pending: bool = False):
         self.tool = tool
+        self.allow_networks = allow_networks
+        self.pending = pending  # open registration: the platform waits for an admin's approval
         self.client_name = tool.name
         self.description = tool.description
         self.openid_configuration_url = openid_configuration_url
@@ -141,11 +144,10 @@ class ToolDynamicRegistration(DynamicRegistration):
         if scheme not in ("http", "https"):
             raise RegistrationError("The openid_configuration parameter must be an http(s) URL.")
         try:
-            response = requests.get(url, headers=self._headers(), timeout=self.timeout)
-            response.raise_for_status()
-            config = response.json()
-        except (requests.RequestException, ValueError) as exc:
-            raise RegistrationError(f"The platform's OpenID configuration could not be read: {exc}") from exc
+            response = current_app.extensions["lti_outbound"].get(url, headers=self._headers(), timeout=self.timeout)
+            config = response.raise_for_status().json()
+        except OutboundError as exc:  # the reason only: the platform's answer is logged, never shown
+            raise RegistrationError(f"The platform's OpenID configuration could not be read: {exc.reason}.") from exc
         config = _strip_keys(config)
         if not isinstance(config, dict):
             raise RegistrationError("The platform's OpenID configuration is not a JSON object.")
@@ -162,52 +164,80 @@ class ToolDynamicRegistration(DynamicRegistration):
         """Fetch the platform's configuration, register the tool, and store what the platform answered."""
         config = self.get_openid_configuration()
         try:
-            response = requests.post(config["registration_endpoint"], headers=self._headers(),
-                                     json=self.lti_registration_data(), timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise RegistrationError(f"The platform's registration endpoint could not be reached: {exc}") from exc
-        if not response.ok:
+            response = current_app.extensions["lti_outbound"].post(
+                config["registration_endpoint"], headers=self._headers(), json=self.lti_registration_data(),
+                timeout=self.timeout)
+        except OutboundError as exc:
             raise RegistrationError(
-                f"The platform refused the registration (HTTP {response.status_code}): {response.text[:500]}"
-            )
+                f"The platform's registration endpoint could not be reached: {exc.reason}.") from exc
+        if not response.ok:
+            current_app.logger.warning("registration refused by %s (HTTP %s): %s", config["registration_endpoint"],
+                                       response.status_code, response.text[:500])
+            raise RegistrationError(f"The platform refused the registration (HTTP {response.status_code}).")
         try:
             answer = _strip_keys(response.json())
-        except ValueError as exc:
+        except OutboundError as exc:
             raise RegistrationError("The platform's registration answer is not JSON.") from exc
         if not isinstance(answer, dict) or not isinstance(answer.get("client_id"), str) or not answer["client_id"]:
             raise RegistrationError("The platform's registration answer has no client_id.")
         return self.complete_registration(config, answer)
 
     def complete_registration(self, openid_configuration: dict, openid_registration: dict) -> Registration:
+        """Store a NEW platform from its configuration and answer; an existing (issuer, client id) is refused.
+
+        Changing a known platform's URLs or re-activating it is an admin action, never a registration's.
+        """
         issuer, client_id = openid_configuration["issuer"], openid_registration["client_id"]
+        if len(issuer) > 255 or not isinstance(client_id, str) or len(client_id) > 255:
+            raise RegistrationError("The platform's issuer or client_id is longer than 255 characters.")
+        urls = {field: self.checked_url(field, openid_configuration[field])
+                for field in ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri")}
+        exists = db.session.scalar(db.select(Registration.id).where(
+            Registration.issuer == issuer, Registration.client_id == client_id))
+        if exists is not None:
+            raise RegistrationError(
+                "This platform (issuer and client id) is already registered with the tool. Changing a registration "
+                "is done by the tool's administrator.", code="already_registered", status=409)
         tool_config = _strip_keys(openid_registration.get(TOOL_CONFIGURATION)) or {}
         offered = openid_configuration.get("id_token_signing_alg_values_supported")
         algs = [a for a in (offered if isinstance(offered, list) else []) if a in ALLOWED_ID_TOKEN_ALGS] or ["RS256"]
-        if len(issuer) > 255 or not isinstance(client_id, str) or len(client_id) > 255:
-            raise RegistrationError("The platform's issuer or client_id is longer than 255 characters.")
         scope = openid_registration.get("scope")
-        row = db.session.scalar(
-            db.select(Registration).where(Registration.issuer == issuer, Registration.client_id == client_id)
-        ) or Registration(issuer=issuer, client_id=client_id)
+        row = Registration(issuer=issuer, client_id=client_id)
         row.product_family = str(self.platform_config.get("product_family_code") or "")
         row.name = f'{row.product_family} {self.platform_config.get("version") or ""}'.strip() or issuer
-        row.auth_login_url = openid_configuration["authorization_endpoint"]
-        row.auth_token_url = openid_configuration["token_endpoint"]
-        audience = openid_configuration.get("authorization_server")
-        row.auth_audience = audience if isinstance(audience, str) and audience else None
-        row.key_set_url = openid_configuration["jwks_uri"]
+        row.auth_login_url = urls["authorization_endpoint"]
+        row.auth_token_url = urls["token_endpoint"]
+        row.auth_audience = _audience(openid_configuration.get("authorization_server"), row.auth_token_url)
+        row.key_set_url = urls["jwks_uri"]
         row.id_token_algs = algs
         row.scopes = scope.split() if isinstance(scope, str) else []
-        row.active = True
+        row.service_hosts = sorted({url_host(self.openid_configuration_url),
+                                    url_host(openid_configuration["registration_endpoint"])} - {""})
+        row.active = not self.pending
+        row.pending_approval = self.pending
         db.session.add(row)
         deployment_id = tool_config.get("deployment_id") if isinstance(tool_config, dict) else None
         if isinstance(deployment_id, (str, int)) and str(deployment_id):
-            db.session.flush()
-            exists = db.session.scalar(db.select(Deployment).where(
-                Deployment.registration_id == row.id, Deployment.deployment_id == str(deployment_id)))
-            if exists is None:
-                db.session.add(Deployment(registration=row, deployment_id=str(deployment_id)))
-            else:
-                exists.active = True
-        db.session.commit()
+            db.session.add(Deployment(registration=row, deployment_id=str(deployment_id)[:255]))
+        db.session.flush()
         return row
+
+    def checked_url(self, field: str, url: str) -> str:
+        """A platform URL the tool may store and later call: https, or http to an allowed address."""
+        try:
+            check_platform_url(url, self.allow_networks)
+        except OutboundError as exc:
+            raise RegistrationError(f'The platform\'s "{field}" is not acceptable: {exc.reason}.') from exc
+        return url
+
+
+def _audience(authorization_server, token_url: str) -> str | None:
+    """The token request audience the platform named, only when it is on the token endpoint's host.
+
+    Otherwise a platform could make the tool sign a client assertion valid at someone else's LMS.
+    """
+    if not isinstance(authorization_server, str) or not authorization_server:
+        return None
+    if url_host(authorization_server) != url_host(token_url):
+        return None
+    return authorization_server

@@ -30,8 +30,13 @@ class Registration(db.Model):
     key_set_url: Mapped[str] = mapped_column(String(1024))
     id_token_algs: Mapped[list] = mapped_column(JSON, default=lambda: ["RS256"])
     scopes: Mapped[list] = mapped_column(JSON, default=list)  # granted by the platform at registration
+    # Hosts besides the issuer's and the token URL's where this platform's services (AGS, NRPS) and
+    # pages live: Canvas Cloud's issuer is canvas.instructure.com, its courses are on the school's host.
+    service_hosts: Mapped[list] = mapped_column(JSON, default=list)
     auto_onboard_deployments: Mapped[bool] = mapped_column(Boolean, default=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Registered through open dynamic registration: inactive until an admin approves it.
+    pending_approval: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     deployments: Mapped[list[Deployment]] = relationship(
@@ -58,6 +63,25 @@ class Deployment(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     registration: Mapped[Registration] = relationship(back_populates="deployments")
+
+
+class RegistrationInvite(db.Model):
+    """A single-use, expiring grant to register one platform by LTI Dynamic Registration.
+
+    Only a hash of the token is kept, so a database reader cannot register a platform.
+    """
+
+    __tablename__ = "lti_registration_invite"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    note: Mapped[str] = mapped_column(String(255), default="")
+    created_by: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    registration_id: Mapped[int | None] = mapped_column(
+        ForeignKey("lti_registration.id", ondelete="SET NULL"), nullable=True)
 
 
 class StoreEntry(db.Model):

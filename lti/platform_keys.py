@@ -1,45 +1,79 @@
-"""Platforms' public key sets, cached per URL and refetched once when an unknown kid shows up."""
+"""Platforms' public key sets, cached per URL and refetched once when an unknown kid shows up.
+
+Fetches are single-flight per URL: concurrent launches needing the same key set share one call, and
+a slow platform's key set never holds up another platform's launches (no lock is held across HTTP
+but a flight's own).
+"""
 from __future__ import annotations
 
 import threading
 import time
 
-import requests
 from jwt import PyJWK
 from jwt.exceptions import PyJWKError
 
 from lti.exceptions import KeySetError
+from lti.outbound import USER_AGENT, OutboundClient, OutboundError
 
-USER_AGENT = "lti-attendance/0.1 (+LTI 1.3 tool)"
+__all__ = ["PlatformKeyCache", "USER_AGENT"]
+
+
+class _Flight:
+    """One key set fetch in progress, whose outcome every waiting launch shares."""
+
+    def __init__(self):
+        self.done = threading.Event()
+        self.key_set: dict | None = None
+        self.error: KeySetError | None = None
 
 
 class PlatformKeyCache:
     """Key sets by URL. A kid not in the cached set triggers at most one refetch per interval."""
 
-    def __init__(self, ttl: float, min_refetch_interval: float, timeout: float, session: requests.Session | None = None):
+    def __init__(self, client: OutboundClient, ttl: float, min_refetch_interval: float):
+        self.client = client
         self.ttl = ttl
         self.min_refetch_interval = min_refetch_interval
-        self.timeout = timeout
-        self.session = session or requests.Session()
-        self.session.headers["User-Agent"] = USER_AGENT
         self._sets: dict[str, tuple[float, dict]] = {}
         self._last_fetch: dict[str, float] = {}
-        self._lock = threading.Lock()
+        self._flights: dict[str, _Flight] = {}
+        self._guard = threading.Lock()  # guards the dicts above, never held across HTTP
         self.fetches = 0  # how many times a key set was requested from a platform
 
     def _fetch(self, url: str) -> dict:
-        self._last_fetch[url] = time.monotonic()
-        self.fetches += 1
         try:
-            response = self.session.get(url, timeout=self.timeout, headers={"Accept": "application/json"})
-            response.raise_for_status()
-            key_set = response.json()
-        except (requests.RequestException, ValueError) as exc:
-            raise KeySetError(f"The platform's key set at {url} could not be read: {exc}", status=502) from exc
+            key_set = self.client.get(url, headers={"Accept": "application/json"}).raise_for_status().json()
+        except OutboundError as exc:
+            raise KeySetError(f"The platform's key set could not be read: {exc.reason}.", status=502) from exc
         if not isinstance(key_set, dict) or not isinstance(key_set.get("keys"), list):
-            raise KeySetError(f"The platform's key set at {url} is not a JWKS document.", status=502)
-        self._sets[url] = (time.monotonic(), key_set)
+            raise KeySetError("The platform's key set is not a JWKS document.", status=502)
+        with self._guard:
+            self._sets[url] = (time.monotonic(), key_set)
         return key_set
+
+    def _shared_fetch(self, url: str) -> dict:
+        """Fetch url's key set, or wait for the fetch another thread has in flight and share its outcome."""
+        with self._guard:
+            flight = self._flights.get(url)
+            leader = flight is None
+            if leader:
+                flight = self._flights[url] = _Flight()
+                self._last_fetch[url] = time.monotonic()
+                self.fetches += 1
+        if leader:
+            try:
+                flight.key_set = self._fetch(url)
+            except KeySetError as exc:
+                flight.error = exc
+            finally:
+                with self._guard:
+                    self._flights.pop(url, None)
+                flight.done.set()
+        elif not flight.done.wait(self.client.timeout + 1):
+            raise KeySetError("The platform's key set could not be read: deadline exceeded.", status=502)
+        if flight.error is not None:
+            raise flight.error
+        return flight.key_set
 
     @staticmethod
     def _find(key_set: dict, kid: str) -> dict | None:
@@ -50,16 +84,21 @@ class PlatformKeyCache:
 
     def key_for(self, url: str, kid: str, alg: str) -> PyJWK:
         """Return the platform key with this kid, usable for alg."""
-        with self._lock:
+        with self._guard:
             cached = self._sets.get(url)
-            key_set = cached[1] if cached and time.monotonic() - cached[0] < self.ttl else None
-            if key_set is None:
-                key_set = self._fetch(url)
-            jwk = self._find(key_set, kid)
-            if jwk is None:
-                last = self._last_fetch.get(url, 0.0)
-                if time.monotonic() - last >= self.min_refetch_interval:
-                    jwk = self._find(self._fetch(url), kid)
+        key_set = cached[1] if cached and time.monotonic() - cached[0] < self.ttl else None
+        if key_set is None:
+            key_set = self._shared_fetch(url)
+        jwk = self._find(key_set, kid)
+        if jwk is None:
+            with self._guard:
+                refetch = url in self._flights or \
+                    time.monotonic() - self._last_fetch.get(url, 0.0) >= self.min_refetch_interval
+                latest = self._sets.get(url)
+            if refetch:
+                jwk = self._find(self._shared_fetch(url), kid)
+            elif latest is not None:  # another launch may have refetched since this one read the cache
+                jwk = self._find(latest[1], kid)
         if jwk is None:
             raise KeySetError(f'No key with kid "{kid}" in the platform\'s key set.')
         if jwk.get("alg") and jwk["alg"] != alg:

@@ -23,15 +23,19 @@ def issue_launch_token(claims: dict) -> str:
 
 
 def read_launch_token(token: str, max_age: int | None = None) -> dict:
-    """Verify a launch token and return its claims, or raise LaunchTokenError."""
+    """Verify a launch token and return its claims, or raise LaunchTokenError.
+
+    The claims come back with `issued_at` (Unix time of signing), so callers know when it expires.
+    """
     if not token:
         raise LaunchTokenError("A launch token is required.")
     try:
-        claims = _serializer().loads(token, max_age=max_age or current_app.config["LAUNCH_TOKEN_TTL"])
+        claims, signed = _serializer().loads(token, max_age=max_age or current_app.config["LAUNCH_TOKEN_TTL"],
+                                             return_timestamp=True)
     except SignatureExpired as exc:
         raise LaunchTokenError("The launch token has expired; open the tool again from the course.") from exc
     except BadSignature as exc:
         raise LaunchTokenError("The launch token is not valid.") from exc
     if not isinstance(claims, dict) or any(k not in claims for k in REQUIRED):
         raise LaunchTokenError("The launch token is not valid.")
-    return claims
+    return {**claims, "issued_at": signed.timestamp()}

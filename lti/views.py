@@ -5,19 +5,20 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, current_app, jsonify, make_response, redirect, render_template, request, url_for
 
-from extensions import csrf
+from extensions import csrf, db
 from lti.adapter import LOGIN_PARAMS, PendingStorageCheck, start_login, state_cookie_name, validate_launch
 from lti.constants import CANVAS_PLATFORM, TOOL_SCOPES
 from lti.dynamic_registration import ToolDescription, ToolDynamicRegistration
-from lti.exceptions import LtiError
+from lti.exceptions import LtiError, RegistrationError
+from lti.invitations import claim_invite, complete_invite, release_invite
 
 bp = Blueprint("lti", __name__)
 csrf.exempt(bp)  # every request here comes cross-site from a platform; state/nonce protect them
 
 
 def tool_base_url() -> str:
-    """The origin written into every URL the tool hands to a platform."""
-    return current_app.config.get("TOOL_BASE_URL") or request.host_url.rstrip("/")
+    """Return the origin written into every URL the tool hands to a platform."""
+    return current_app.config["TOOL_BASE_URL"]  # configuration only: a Host header must never choose it
 
 
 def tool_url(endpoint: str, **values) -> str:
@@ -63,11 +64,12 @@ def login():
     """OIDC third-party login initiation."""
     params = {k: v for k, v in (request.form if request.method == "POST" else request.args).items()}
     base = urlsplit(tool_base_url())
-    origins = {f"{base.scheme}://{base.netloc}", request.host_url.rstrip("/")}
+    origins = {f"{base.scheme}://{base.netloc}"}  # never the Host header: a client chooses that
     result = start_login(params, tool_url("lti.launch"), origins)
     if result.storage_target:
         response = make_response(render_template(
             "lti/login_storage.html", redirect_url=result.redirect_url, state=result.state, nonce=result.nonce,
+            secret=result.storage_secret,
             target=result.storage_target, origin=result.storage_origin))
     else:
         response = redirect(result.redirect_url, code=302)
@@ -122,14 +124,38 @@ def jwks():
 
 @bp.route("/lti/register")
 def register():
-    """LTI Dynamic Registration initiation, opened by the platform in a dialog or iframe."""
+    """LTI Dynamic Registration, opened by the platform in a dialog or iframe, with the tool's invitation.
+
+    Without a valid invitation nothing is fetched (an anonymous visitor must not make the tool call
+    anywhere), unless the operator opted into open registration: then the new platform is stored
+    inactive, pending an admin's approval.
+    """
+    cfg = current_app.config
+    invite = (request.args.get("invite") or "").strip()
     openid_configuration = (request.args.get("openid_configuration") or "").strip()
+    if not invite and not cfg["LTI_OPEN_REGISTRATION"]:
+        raise RegistrationError("Registering with this tool needs an invitation link from its administrator "
+                                "(flask --app app platform invite).", code="invitation_required", status=403)
     if not openid_configuration:
-        raise LtiError("This URL is for LTI Dynamic Registration: the platform must pass openid_configuration.",
-                       code="registration_failed", status=400)
-    flow = ToolDynamicRegistration(tool_description(), openid_configuration,
-                                   request.args.get("registration_token"), current_app.config["LTI_HTTP_TIMEOUT"])
-    registration = flow.register()
+        raise RegistrationError("This URL is for LTI Dynamic Registration: the platform must pass "
+                                "openid_configuration.", status=400)
+    flow = ToolDynamicRegistration(tool_description(), openid_configuration, request.args.get("registration_token"),
+                                   cfg["LTI_HTTP_TIMEOUT"], allow_networks=cfg["OUTBOUND_ALLOW_NETWORKS"],
+                                   pending=not invite)
+    invite_id = claim_invite(invite) if invite else None
+    try:
+        flow.checked_url("openid_configuration", openid_configuration)
+        registration = flow.register()
+        if invite_id is not None:
+            complete_invite(invite_id, registration.id)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        if invite_id is not None:
+            release_invite(invite_id)
+        raise
+    current_app.logger.warning("platform registered by dynamic registration: %s client %s (%s)", registration.issuer,
+                               registration.client_id, "pending approval" if registration.pending_approval else "invited")
     return render_template("lti/registered.html", registration=registration,
                            deployments=[d.deployment_id for d in registration.deployments])
 

@@ -203,18 +203,38 @@
     if (first) first.focus();
   }
 
-  /* The tool's WebSocket for a class session, reconnecting with backoff.
+  /* The tool's WebSocket for a class session, reconnecting with backoff. Each (re)connect first asks
+   * the API for a single-use ticket, so the launch token never appears in a URL (nor in access logs).
    * onMessage(message) gets every message but connected/ping; onState(state, reconnected) gets
-   * "connecting", "live" or "offline". */
+   * "connecting", "live", "offline" or "ended" (the launch expired or the session is gone: no retries). */
+  var CLOSE_EXPIRED = 4401, CLOSE_REPLACED = 4429;
+
   function liveSocket(classSessionId, token, onMessage, onState) {
     var socket = null, attempt = 0, stopped = false, timer = null, everLive = false;
     onState = onState || function () {};
 
-    function open() {
+    function end() {
+      stopped = true;
+      onState("ended", false);
+    }
+
+    async function open() {
+      timer = null;
       if (stopped || typeof WebSocket === "undefined") return;
-      var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host +
-        "/ws/attendance/" + encodeURIComponent(classSessionId) + "?token=" + encodeURIComponent(token);
       onState("connecting", false);
+      var ticket;
+      try {
+        ticket = (await api("POST", "/api/ws-ticket/", { class_session_id: classSessionId }, { token: token })).ticket;
+      } catch (err) {
+        if (stopped) return;
+        if (err.status === 401 || err.status === 403 || err.status === 404) { end(); return; }
+        onState("offline", false);
+        retry();
+        return;
+      }
+      if (stopped) return;
+      var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host +
+        "/ws/attendance/" + encodeURIComponent(classSessionId) + "?ticket=" + encodeURIComponent(ticket);
       try {
         socket = new WebSocket(url);
       } catch (err) {
@@ -233,16 +253,20 @@
           onMessage(message);
         }
       };
-      socket.onclose = function () {
+      socket.onclose = function (event) {
         socket = null;
         if (stopped) return;
+        if (event.code === CLOSE_EXPIRED) { end(); return; }
+        // Replaced by a newer socket of the same user (another tab): come back slowly, not in a tug of war.
+        if (event.code === CLOSE_REPLACED) attempt = Math.max(attempt, 6);
         onState("offline", false);
         retry();
       };
     }
 
     function retry() {
-      var delay = Math.min(30000, 1000 * Math.pow(2, attempt)) * (0.75 + Math.random() * 0.5);
+      if (stopped || timer) return;
+      var delay = Math.min(60000, 1000 * Math.pow(2, attempt)) * (0.75 + Math.random() * 0.5);
       attempt += 1;
       timer = window.setTimeout(open, delay);
     }

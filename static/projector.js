@@ -190,7 +190,8 @@
     if (state.closed) return;
     var node = $("projector-live");
     node.dataset.state = liveState;
-    node.textContent = liveState === "live" ? "● live" : liveState === "connecting" ? "connecting…" : "reconnecting…";
+    node.textContent = liveState === "live" ? "● live" : liveState === "connecting" ? "connecting…"
+      : liveState === "ended" ? "not live: open the projector view again" : "reconnecting…";
     if (liveState === "live") loadCount();
     // A stop sent while the socket was down was missed: re-check now rather than at the next rotation.
     if (liveState === "live" && reconnected && state.code && !state.busy) cycle(false);

@@ -9,7 +9,7 @@
 
   var $ = function (id) { return document.getElementById(id); };
   var POOR_ACCURACY_M = 150;
-  var state = { tz: root.dataset.timezone || "UTC", current: [], sockets: new Map(), sessions: [] };
+  var state = { tz: root.dataset.timezone || "UTC", current: [], socket: null, sessions: [] };
 
   // -- the device id: a random id kept on this device, to spot one phone checking in for several students
   function deviceId() {
@@ -101,15 +101,23 @@
     renderClassList($("week-classes"), results[1].status === "fulfilled" ? results[1].value.classes : [], "No classes this week.", true);
   }
 
-  // -- live status of my own record ----------------------------------------------------------------
+  // -- live status of my own records ---------------------------------------------------------------
+  /* One socket for the whole page: it carries changes to my records of every session, so it only needs
+   * a session of this page's course to open on (the server checks that). Without open classes, none. */
   function watchCurrent() {
-    var wanted = new Set(state.current.filter(function (c) { return !c.closed; }).slice(0, 3).map(function (c) { return c.class_session_id; }));
-    state.sockets.forEach(function (socket, id) {
-      if (!wanted.has(id)) { socket.close(); state.sockets.delete(id); }
+    var courseId = Number(root.dataset.courseId);
+    var open = state.current.filter(function (c) { return !c.closed; });
+    if (!open.length) {
+      if (state.socket) { state.socket.close(); state.socket = null; }
+      return;
+    }
+    if (state.socket) return;
+    var here = open.find(function (c) { return c.course_id === courseId; });
+    if (!here) return; // other courses' classes only: the 30 s refresh keeps them current
+    var socket = A.liveSocket(here.class_session_id, A.auth.token, onLiveMessage, function (liveState) {
+      if (liveState === "ended" && state.socket === socket) state.socket = null; // the next refresh may open another
     });
-    wanted.forEach(function (id) {
-      if (!state.sockets.has(id)) state.sockets.set(id, A.liveSocket(id, A.auth.token, onLiveMessage));
-    });
+    state.socket = socket;
   }
 
   function onLiveMessage(message) {

@@ -173,7 +173,9 @@
     var node = $("live-state");
     node.dataset.state = liveState;
     node.textContent = liveState === "live" ? "Live: updates appear by themselves"
-      : liveState === "connecting" ? "Connecting to live updates…" : "Live updates interrupted, reconnecting…";
+      : liveState === "connecting" ? "Connecting to live updates…"
+        : liveState === "ended" ? "Live updates stopped: open Attendance again from your course."
+          : "Live updates interrupted, reconnecting…";
     if (liveState === "live") loadSubmissions(); // catch up on anything sent while the socket was down
     if (reconnected) A.announce($("announcer"), "Live updates are back.");
   }
@@ -516,7 +518,8 @@
       event.preventDefault();
       try {
         var current = state.rows.get(id);
-        var data = await A.api("POST", "/api/validate-attendance/", { attendance_id: id, status: current.status, remark: input.value });
+        // if_status: the server refuses (stale_status) if another teacher changed the status this row shows.
+        var data = await A.api("POST", "/api/validate-attendance/", { attendance_id: id, status: current.status, if_status: current.status, remark: input.value });
         state.rows.set(id, Object.assign({}, current, data.attendance));
         done();
         updateRow(tr, state.rows.get(id));
@@ -713,13 +716,19 @@
       var response = await A.api("GET", justification.document.url, undefined, { raw: true });
       var blob = await response.blob();
       if (state.documentUrl) URL.revokeObjectURL(state.documentUrl);
-      state.documentUrl = URL.createObjectURL(blob);
+      // The blob's type decides how the browser renders it: pin it to an accepted kind, never HTML.
+      var type = (blob.type || justification.document.type || "").split(";")[0].trim().toLowerCase();
+      var kind = ["application/pdf", "image/png", "image/jpeg"].indexOf(type) >= 0 ? type : "application/octet-stream";
+      state.documentUrl = URL.createObjectURL(new Blob([blob], { type: kind }));
       var label = "Document from " + justification.student.name + ": " + justification.document.name;
       $("document-title").textContent = label;
-      if ((blob.type || justification.document.type || "").indexOf("image/") === 0) {
+      if (kind.indexOf("image/") === 0) {
         frame.appendChild(el("img", { src: state.documentUrl, alt: label }));
-      } else {
+      } else if (kind === "application/pdf") {
+        // Chromium shows no PDF in a sandboxed frame; pinned to PDF, only its viewer opens this blob.
         frame.appendChild(el("iframe", { src: state.documentUrl, title: label }));
+      } else {
+        frame.appendChild(el("iframe", { sandbox: "", src: state.documentUrl, title: label }));
       }
       frame.appendChild(el("p", {}, el("a", { href: state.documentUrl, download: justification.document.name }, "Download " + justification.document.name)));
       viewer.hidden = false;

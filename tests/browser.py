@@ -193,3 +193,16 @@ def wait_for_js(driver, script: str, timeout: float = WAIT):
             return None
 
     return WebDriverWait(driver, timeout, poll_frequency=0.1).until(probe, f"waiting for: {script}")
+
+
+def open_alert_text(driver) -> str | None:
+    """Answer the text of the JavaScript dialog open in the browser (dismissing it), or None."""
+    from selenium.common.exceptions import NoAlertPresentException
+
+    try:
+        alert = driver.switch_to.alert
+        text = alert.text
+    except NoAlertPresentException:
+        return None
+    alert.dismiss()
+    return text

@@ -50,6 +50,7 @@ def make_app(tmp_path, keys_dir, monkeypatch):
             "REDIS_PREFIX": f"test-{uuid.uuid4().hex}:",
             # A background roster read per teacher launch would outlive the test's database: opt in per test.
             "ROSTER_SYNC_ON_LAUNCH": False,
+            "OUTBOUND_ALLOW_NETWORKS": "127.0.0.1/32",  # the loopback address the tests' platforms listen on
         }
         if not os.environ.get("DATABASE_URL"):
             settings["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'test.db'}"
@@ -125,7 +126,8 @@ class Launcher:
         self.client = client
 
     def login(self, platform: Platform, **params):
-        return self.client.get("/lti/login?" + platform.login_query(TOOL + "/lti/launch", **params))
+        base = self.client.application.config["TOOL_BASE_URL"]  # the tool's public origin, not the test client's host
+        return self.client.get("/lti/login?" + platform.login_query(base + "/lti/launch", **params))
 
     @staticmethod
     def auth_request(response) -> dict:

@@ -52,6 +52,7 @@ class LmsServices:
         self.page_size = 0  # 0: one page
         self.outage: int | None = None  # answer this status to every service call while set
         self.outage_retry_after: str | None = None
+        self.invalid_token_status = 401  # Open edX answers a no-longer-valid bearer token with 403
         self.base = "/mod/lti/services.php/2" if self.flavour == "moodle" else "/api/lti/courses/2"
         self.query = "?type_id=1" if self.flavour == "moodle" else ""
         platform.handlers["/token"] = self._token
@@ -110,7 +111,7 @@ class LmsServices:
         auth = request.headers.get("Authorization", "")
         grant = self.tokens.get(auth[7:]) if auth.startswith("Bearer ") else None
         if grant is None:
-            return _json({"error": "invalid_token"}, 401)
+            return _json({"error": "invalid_token"}, self.invalid_token_status)
         if scope not in grant["scopes"]:
             return _json({"error": "insufficient_scope"}, 403)
         return None
@@ -164,6 +165,8 @@ class LmsServices:
         return _json(item, 201, mimetype=LINEITEM_TYPE)
 
     def _lineitem(self, request: Request) -> Response:
+        if getattr(self, "_revoking", False):
+            self.tokens.clear()
         path = request.path
         if not path.endswith("/scores"):
             return _json({"error": "not found"}, 404)
@@ -196,6 +199,10 @@ class LmsServices:
                     return _json({"errors": {"timestamp": "older than the last submission"}}, 400)
             self.scores.append(dict(score, lineitem=item_id, received_at=time.time()))
         return _json({"resultUrl": item_id + "/results"}, 200)
+
+    def revoke_tokens_on_scores(self, revoke: bool = True) -> None:
+        """While set, every score request first revokes all tokens: each score post is refused as unauthorised."""
+        self._revoking = revoke
 
     def delete_line_items(self) -> None:
         with self.lock:

@@ -22,7 +22,7 @@ def free_port() -> int:
 def tool_env(tmp_path):
     """Environment variables for tool processes of one test: their own instance folder, keys and secret."""
     env = dict(os.environ, INSTANCE_PATH=str(tmp_path / "instance"), KEYS_DIR=str(tmp_path / "keys"),
-               SECRET_KEY="serve-test-secret", PYTHONUNBUFFERED="1")
+               SECRET_KEY="serve-test-secret", PYTHONUNBUFFERED="1", OUTBOUND_ALLOW_NETWORKS="127.0.0.1/32")
     env.pop("FLASK_APP", None)
     yield env
     if env.get("DATABASE_URL"):  # leave PostgreSQL empty for the next test
@@ -68,3 +68,31 @@ def flask_cli(env, *args) -> str:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def serve_gunicorn(env, port, log: Path, *options: str, app: str = "app:create_app()") -> subprocess.Popen:
+    """Start gunicorn (options such as "-k", "gevent") on 127.0.0.1:port and wait until it answers."""
+    handle = log.open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "--graceful-timeout", "2",
+                             *options, app], cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+    handle.close()
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/lti/jwks", timeout=1).status_code == 200:
+                return proc
+        except requests.RequestException:
+            time.sleep(0.2)
+    stop(proc)
+    raise AssertionError("gunicorn did not start: " + log.read_text()[-3000:])
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a server process (SIGTERM, then SIGKILL after 10 s)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

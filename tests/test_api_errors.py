@@ -199,8 +199,11 @@ def build_world(app, moodle, canvas) -> World:
     other_code = teacher2.post("/api/generate-code/", json={"class_session_id": other_session_id}).get_json()["code"]
     other_checked = student_c2.post("/api/submit-attendance/", json={"attendance_code": other_code})
     assert other_checked.status_code == 201, other_checked.get_json()
+    # Justified: another class of course-2 (one the student attended has nothing to justify).
+    missed = teacher2.post("/api/class-sessions/", json=session_body(title="Other course, missed"))
     other_justified = student_c2.post("/api/submit-justification/", content_type="multipart/form-data", data={
-        "class_session_id": str(other_session_id), "reason": "Away", "document": (BytesIO(PDF), "x.pdf")})
+        "class_session_id": str(missed.get_json()["class_session"]["id"]), "reason": "Away",
+        "document": (BytesIO(PDF), "x.pdf")})
     assert other_justified.status_code == 201
 
     world = World(
@@ -229,7 +232,8 @@ def _shared(tmp_path_factory, keys_dir, platforms):
     """One world for the many tests that must leave it unchanged (they check that they do)."""
     path = tmp_path_factory.mktemp("shared-world")
     settings = {"TESTING": True, "AUTO_MIGRATE": False, "SECRET_KEY": "test-secret-key", "KEYS_DIR": str(keys_dir),
-                "TOOL_BASE_URL": TOOL, "REDIS_PREFIX": f"test-{uuid.uuid4().hex}:", **SETTINGS}
+                "TOOL_BASE_URL": TOOL, "REDIS_PREFIX": f"test-{uuid.uuid4().hex}:",
+                "OUTBOUND_ALLOW_NETWORKS": "127.0.0.1/32", **SETTINGS}
     if not os.environ.get("DATABASE_URL"):
         settings["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{path / 'shared.db'}"
     with pytest.MonkeyPatch.context() as mp:
@@ -365,6 +369,9 @@ ENDPOINTS = [
              <= {w.session_id, w.session2_id} or pytest.fail(b)),
     Endpoint("attendance-history", "GET", "/api/student/attendance-history/", ("student",), lambda w: {},
              check=lambda w, b: [h["attendance_id"] for h in b["history"]] == [w.record_id] or pytest.fail(b)),
+    Endpoint("ws-ticket", "POST", "/api/ws-ticket/", ("teacher", "student"),
+             lambda w: {"class_session_id": w.session_id},
+             check=lambda w, b: (len(b["ticket"]) >= 32 and 0 < b["expires_in"] <= 60) or pytest.fail(b)),
     # grade passback and roster (their behaviour has its own tests; here: roles, authentication, input)
     Endpoint("grades", "GET", "/api/grades/", ("teacher",), lambda w: {},
              check=lambda w, b: len(b["grades"]) == 3 or pytest.fail(b)),
@@ -576,6 +583,10 @@ CASES = [
     ("stop-checkin", "id-abc", lambda w: {"class_session_id": "abc"}, {}, *V("class_session_id")),
     ("stop-checkin", "unknown-id", lambda w: {"class_session_id": MISSING}, {}, *NF),
     ("stop-checkin", "other-course", lambda w: {"class_session_id": w.other_session_id}, {}, *NF),
+    ("ws-ticket", "missing-id", lambda w: {}, {}, *V("class_session_id")),
+    ("ws-ticket", "id-abc", lambda w: {"class_session_id": "abc"}, {}, *V("class_session_id")),
+    ("ws-ticket", "unknown-id", lambda w: {"class_session_id": MISSING}, {}, *NF),
+    ("ws-ticket", "other-course", lambda w: {"class_session_id": w.other_session_id}, {}, *NF),
     ("qr-code", "missing-id", lambda w: {}, {}, *V("class_session_id")),
     ("qr-code", "id-abc", lambda w: {"class_session_id": "abc"}, {}, *V("class_session_id")),
     ("qr-code", "unknown-id", lambda w: {"class_session_id": MISSING}, {}, *NF),
@@ -644,6 +655,11 @@ CASES = [
     ("validate-attendance", "remark-too-long", lambda w: {"attendance_id": w.record_id, "remark": "r" * 3000}, {},
      *V("remark")),
     ("validate-attendance", "unknown-id", lambda w: {"attendance_id": MISSING}, {}, *NF),
+    ("validate-attendance", "stale-status", lambda w: {"attendance_id": w.record_id, "status": "late",
+                                                       "if_status": "absent", "remark": "r"}, {},
+     409, "stale_status", None),
+    ("validate-attendance", "if-status-bogus", lambda w: {"attendance_id": w.record_id, "if_status": "here"}, {},
+     *V("if_status")),
     ("validate-attendance", "other-course", lambda w: {"attendance_id": w.other_record_id, "status": "absent"}, {},
      *NF),
     ("validate-attendance", "own-and-other-course", lambda w: {"attendance_ids": [w.record_id, w.other_record_id],
@@ -714,6 +730,8 @@ CASES = [
      {"as": "student3"}, 415, "unsupported_media_type", None),
     ("submit-justification", "duplicate", lambda w: {"class_session_id": str(w.session_id), "reason": "Again"},
      {"as": "student2"}, 409, "already_submitted", None),
+    ("submit-justification", "attended", lambda w: {"class_session_id": str(w.session_id), "reason": "Was there"},
+     {"as": "student"}, 409, "already_attended", None),
     ("list-justifications", "id-abc", lambda w: {"class_session_id": "abc"}, {}, *V("class_session_id")),
     ("list-justifications", "unknown-id", lambda w: {"class_session_id": MISSING}, {}, *NF),
     ("list-justifications", "other-course", lambda w: {"class_session_id": w.other_session_id}, {}, *NF),

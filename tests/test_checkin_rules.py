@@ -195,7 +195,8 @@ def test_present_then_late_then_closed(course, clock):
     for n, offset in enumerate([timedelta(minutes=9, seconds=59), timedelta(minutes=10, seconds=1),
                                 timedelta(minutes=29, seconds=59), timedelta(minutes=30, seconds=1)]):
         clock.at(T0 + offset)
-        response = submit(course.student(n), course.generate(session_id)["code"])
+        # The code on the screen now (pressing "Start check-in" again after the window would open a new one).
+        response = submit(course.student(n), course.code_of_period(session_id, period(clock.now)))
         results.append((response.status_code, (response.get_json().get("attendance") or {}).get("status")
                         or response.get_json()["error"]["code"]))
     assert results == [(201, "present"), (201, "late"), (201, "late"), (409, "checkin_closed")]
@@ -214,7 +215,7 @@ def test_opening_check_in_late_moves_the_window(course, clock):
     clock.at(opened + timedelta(minutes=25))
     assert status_of(submit(course.student(2), course.generate(session_id)["code"])) == "late"
     clock.at(opened + timedelta(minutes=30, seconds=1))
-    assert_error(submit(course.student(3), course.generate(session_id)["code"]), 409, "checkin_closed")
+    assert_error(submit(course.student(3), course.code_of_period(session_id, period(clock.now))), 409, "checkin_closed")
 
 
 def test_course_policy_changes_the_window(course, clock):
@@ -226,7 +227,7 @@ def test_course_policy_changes_the_window(course, clock):
     clock.at(T0 + timedelta(minutes=3))
     assert status_of(submit(course.student(1), course.generate(session_id)["code"])) == "late"
     clock.at(T0 + timedelta(minutes=5, seconds=1))
-    assert_error(submit(course.student(2), course.generate(session_id)["code"]), 409, "checkin_closed")
+    assert_error(submit(course.student(2), course.code_of_period(session_id, period(clock.now))), 409, "checkin_closed")
 
 
 def test_no_check_in_before_the_teacher_opens_it(course, clock):

@@ -539,7 +539,8 @@ def test_backoff_grows_and_is_capped(app, launcher, lms, monkeypatch):
     ("canvas", 412, {"errors": [{"message": "User not found in course or is not a student"}]}, "is not a student"),
     ("moodle", 400, {"error": "User is not enrolled"}, "User is not enrolled"),
 ], indirect=["lms"])
-def test_a_refusal_that_will_not_heal_is_failed_shown_and_retried_on_demand(app, launcher, lms, status, answer, words):
+def test_a_refusal_that_will_not_heal_is_failed_shown_and_retried_on_demand(app, launcher, lms, status, answer, words,
+                                                                           caplog):
     original = lms._lineitem
     refusing = {"s1"}
 
@@ -559,8 +560,9 @@ def test_a_refusal_that_will_not_heal_is_failed_shown_and_retried_on_demand(app,
     graded = grades_by_sub(teacher, ids)
     sync = graded["s1"]["sync"]
     assert (sync["state"], sync["last_status"], sync["pending"], sync["up_to_date"]) == ("failed", status, False, False)
-    assert str(status) in sync["last_error"]
-    assert words in sync["last_error"]  # the LMS's own words
+    assert sync["last_error"] == f"score: HTTP {status}"  # the typed reason and status only
+    assert words not in sync["last_error"]  # the LMS's own words go to the log, never to a page
+    assert words in caplog.text
     assert graded["s0"]["sync"]["state"] == "delivered"
     assert deliver_all(app) == 0  # not retried on its own: it would fail the same way
     posts = len(service_posts(lms.platform, "/scores"))
@@ -859,13 +861,7 @@ def test_a_401_renews_the_token_once(app, launcher, lms):
     assert lms.final_scores() == {"s0": 100.0}
     assert len(service_posts(lms.platform, "/scores")) == 3  # one refused with the old token, one accepted
     # A token that is refused every time is renewed once per call, not in a loop.
-    original = lms._lineitem
-
-    def revoking(request):
-        lms.tokens.clear()
-        return original(request)
-
-    lms._lineitem = revoking
+    lms.revoke_tokens_on_scores()
     mark(teacher, session, ids["s0"], "late")
     posts, tokens = len(service_posts(lms.platform, "/scores")), len(ags_token_requests(lms))
     deliver_all(app)

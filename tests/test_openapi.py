@@ -24,7 +24,7 @@ from referencing.jsonschema import DRAFT202012
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from attendance import openapi, schemas, sockets
+from attendance import openapi, schemas
 from attendance.grades import deliver_due
 from attendance.models import User
 from extensions import db
@@ -273,6 +273,10 @@ def test_real_responses_match_the_document(app, client, launcher, moodle, contra
       "bad_request")
     c(s1.post(P, json={"title": "Mine", **times()}), P, "post", 403, "permission_denied")
     c(anonymous.post(P, json={"title": "Anon", **times()}), P, "post", 401, "authentication_required")
+    for who in (teacher, s1):  # the live socket's ticket
+        c(who.post("/api/ws-ticket/", json={"class_session_id": sid}), "/api/ws-ticket/", "post", 200)
+    c(other_teacher.post("/api/ws-ticket/", json={"class_session_id": sid}), "/api/ws-ticket/", "post", 404,
+      "not_found")
     c(teacher.get(P), P, "get", 200)
     c(s1.get(P), P, "get", 200)
     c(anonymous.get(P), P, "get", 401, "authentication_required")
@@ -284,6 +288,7 @@ def test_real_responses_match_the_document(app, client, launcher, moodle, contra
     code = c(teacher.post(P, json={"class_session_id": sid}), P, "post", 200)["code"]
     c(teacher.post(P, data={}), P, "post", 200)  # an ad-hoc session
     c(teacher.post(P, json={"class_session_id": other_sid}), P, "post", 404, "not_found")
+    c(teacher.post(P, json={"class_session_id": weekly["class_session"]["id"]}), P, "post", 409, "checkin_too_early")
     c(teacher.post(P, json={"class_session_id": "x"}), P, "post", 422, "validation_error")
     c(s1.post(P, json={"class_session_id": sid}), P, "post", 403, "permission_denied")
     other_code = c(other_teacher.post(P, json={"class_session_id": other_sid}), P, "post", 200)["code"]
@@ -342,6 +347,8 @@ def test_real_responses_match_the_document(app, client, launcher, moodle, contra
     c(teacher.post(P, json={"attendance_id": subs[1]["id"], "status": "late", "remark": "traffic"}), P, "post", 200)
     both = c(teacher.post(P, data={"attendance_ids": f"{subs[0]['id']},{subs[1]['id']}"}), P, "post", 200)
     assert len(both["attendances"]) == 2
+    c(teacher.post(P, json={"attendance_id": subs[0]["id"], "status": "absent", "if_status": "excused"}), P, "post",
+      409, "stale_status")
     c(teacher.post(P, json={"attendance_id": subs[0]["id"], "status": "sleeping"}), P, "post", 422, "validation_error")
     c(teacher.post(P, json={}), P, "post", 422, "validation_error")
     nested = c(teacher.post(P, json={"attendance_ids": ["x", subs[0]["id"]]}), P, "post", 422, "validation_error")
@@ -400,8 +407,12 @@ def test_real_responses_match_the_document(app, client, launcher, moodle, contra
                                   "document": (BytesIO(PNG), "note.png")}, content_type="multipart/form-data"),
                  P, "post", 201)["justification"]
     assert with_doc["document"]["type"] == "image/png"
-    without_doc = c(s2.post(P, json={"class_session_id": sid, "reason": "Bus"}), P, "post", 201)["justification"]
-    other_just = c(other_student.post(P, data={"class_session_id": other_sid, "reason": "Ill"}), P, "post", 201)
+    # Classes the students missed: one they attended has nothing to justify.
+    without_doc = c(s2.post(P, json={"class_session_id": lab, "reason": "Bus"}), P, "post", 201)["justification"]
+    other_missed = other_teacher.post("/api/class-sessions/", json={"title": "Elsewhere, missed", **times()})
+    other_just = c(other_student.post(P, data={"class_session_id": other_missed.get_json()["class_session"]["id"],
+                                               "reason": "Ill"}), P, "post", 201)
+    c(s1.post(P, json={"class_session_id": sid, "reason": "I was there"}), P, "post", 409, "already_attended")
     c(s3.post(P, json={"class_session_id": sid, "reason": "Again"}), P, "post", 409, "already_submitted")
     c(s3.post(P, json={"class_session_id": other_sid, "reason": "Not mine"}), P, "post", 404, "not_found")
     c(s3.post(P, json={"class_session_id": lab}), P, "post", 422, "validation_error")
@@ -563,8 +574,8 @@ def receive_all(ws, until: set[str], timeout: float = 10) -> list[dict]:
     return messages
 
 
-def test_websocket_messages_and_refusals_match_the_document(app, launcher, moodle, contract, served, monkeypatch):
-    monkeypatch.setattr(sockets, "PING_SECONDS", 0.3)
+@pytest.mark.parametrize("app", [{"WS_PING_SECONDS": 0.3}], indirect=True)
+def test_websocket_messages_and_refusals_match_the_document(app, launcher, moodle, contract, served):
     teacher = launch_as(launcher, moodle, "instructor", sub="t1")
     s1, s2 = (launch_as(launcher, moodle, "learner", sub=f"s{i}") for i in (1, 2))
     stranger = launch_as(launcher, moodle, "instructor", sub="t9", context_id="course-2")

@@ -135,12 +135,12 @@ def test_account_admin_lands_on_the_overview_of_their_platform(launcher, moodle,
 
 
 # -- /admin/overview -----------------------------------------------------------------------------
-def test_admin_overview_accepts_an_admin_token_in_the_query_or_a_form(launcher, moodle, client):
+def test_admin_overview_accepts_an_admin_token_in_a_form_a_header_or_the_session(launcher, moodle, client):
     admin = launch_as(launcher, moodle, "account_admin", sub="admin-1")
-    html = html_of(client.get("/admin/overview", query_string={"token": admin.token}))
+    html = html_of(client.get("/admin/overview"))  # the launch's session cookie
     assert body_attr(html, "data-role") == "admin" and moodle.issuer in html
     assert html_of(client.post("/admin/overview", data={"token": admin.token})).count(moodle.issuer) == 1
-    response = client.get("/admin/overview", query_string={"token": admin.token})
+    response = client.get("/admin/overview")
     assert response.headers["Cache-Control"] == "no-store" and response.headers["Referrer-Policy"] == "no-referrer"
     site_admin = launch_as(launcher, moodle, "site_admin", sub="teacher-admin")
     assert moodle.issuer in html_of(client.get("/admin/overview", headers={"Authorization": f"Bearer {site_admin.token}"}))
@@ -154,7 +154,7 @@ def test_admin_overview_shows_only_the_admins_own_platform(app, launcher, moodle
                   claims={LTI + "context": {"id": "chem", "label": "CHEM", "title": "Chemistry 200"}})
         launch_as(launcher, moodle, "instructor", sub="t1")
         admin = launch_as(launcher, moodle, "account_admin", sub="admin-1")
-        html = html_of(client.get("/admin/overview", query_string={"token": admin.token}))
+        html = html_of(client.post("/admin/overview", data={"token": admin.token}))
         assert "Physics 101" in html
         assert "Chemistry 200" not in html and other.issuer not in html and "other-client" not in html
     finally:
@@ -164,7 +164,7 @@ def test_admin_overview_shows_only_the_admins_own_platform(app, launcher, moodle
 @pytest.mark.parametrize("who", ["instructor", "learner"])
 def test_admin_overview_refuses_non_admins_with_a_clear_page(launcher, moodle, client, who):
     user = launch_as(launcher, moodle, who, sub=f"{who}-1")
-    response = client.get("/admin/overview", query_string={"token": user.token})
+    response = client.post("/admin/overview", data={"token": user.token})
     assert response.status_code == 403
     html = response.get_data(as_text=True)
     assert body_attr(html, "data-error") == "permission_denied" and "Only administrators" in html
@@ -173,7 +173,7 @@ def test_admin_overview_refuses_non_admins_with_a_clear_page(launcher, moodle, c
 
 @pytest.mark.parametrize("token", [None, "not-a-token"])
 def test_admin_overview_without_a_valid_launch_is_401(client, token):
-    response = client.get("/admin/overview", query_string={"token": token} if token else None)
+    response = client.post("/admin/overview", data={"token": token} if token else None)
     assert response.status_code == 401
     assert body_attr(response.get_data(as_text=True), "data-error") == "authentication_required"
 

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from extensions import db
+from lti.invitations import create_invite
 from lti.models import Deployment, Registration
 from tests.conftest import body_attr
 from tests.platform import Platform
@@ -172,8 +173,14 @@ def canvas_platform(platforms, *, token="canvas-reg-token", client_id="100000000
     return platform
 
 
-def register(client, openid_configuration: str | None, token: str | None = None):
+def register(client, openid_configuration: str | None, token: str | None = None, *, invite: str | bool = True):
+    """Open the registration URL as the platform would; by default with a fresh invitation of the tool's admin."""
     params = {}
+    if invite is True:
+        with client.application.app_context():
+            params["invite"] = create_invite(1, note="test")
+    elif invite:
+        params["invite"] = invite
     if openid_configuration is not None:
         params["openid_configuration"] = openid_configuration
     if token is not None:
@@ -349,32 +356,32 @@ def test_canvas_openid_configuration_without_bearer_fails_cleanly(app, client, p
 
 
 # -- re-registration -----------------------------------------------------------------------
-def test_reregistration_with_same_client_updates_the_row(app, client, platforms):
+def test_reregistration_of_a_known_client_is_refused_and_changes_nothing(app, client, platforms):
+    """A malicious platform re-announcing a known (issuer, client id) with its own URLs takes nothing over."""
     moodle = moodle_platform(platforms, client_id="SameClient", deployment_id="7")
     assert register(client, moodle.url + MOODLE_CONFIG_PATH, "moodle-reg-token").status_code == 200
     with app.app_context():
         first = db.session.scalar(select(Registration))
-        first_id = first.id
-        first.active = False  # e.g. deactivated by an admin; registering again brings it back
+        first.active = False  # deactivated by an admin: registering again must not bring it back
         db.session.commit()
+        before = (first.id, first.auth_token_url, first.key_set_url, first.auth_login_url)
 
     config = moodle_openid_configuration(moodle)
     config["token_endpoint"] = moodle.url + "/mod/lti/token2.php"
+    config["jwks_uri"] = moodle.url + "/attacker-keys"
     moodle.handlers[MOODLE_CONFIG_PATH] = lambda request: json_response(config)
     moodle.handlers[MOODLE_REGISTRATION_PATH] = bearer_required(
         "moodle-reg-token", registration_endpoint("SameClient", "8"))
-    assert register(client, moodle.url + MOODLE_CONFIG_PATH, "moodle-reg-token").status_code == 200
+    response = register(client, moodle.url + MOODLE_CONFIG_PATH, "moodle-reg-token")
+    assert response.status_code == 409
+    assert body_attr(response.get_data(as_text=True), "data-error") == "already_registered"
 
     with app.app_context():
         rows = db.session.scalars(select(Registration)).all()
-        assert [(r.id, r.issuer, r.client_id) for r in rows] == [(first_id, moodle.url, "SameClient")]
-        assert rows[0].auth_token_url == moodle.url + "/mod/lti/token2.php"
-        assert rows[0].active is True
-        assert sorted(d.deployment_id for d in rows[0].deployments) == ["7", "8"]
-
-    # The same deployment registered again is not duplicated either.
-    assert register(client, moodle.url + MOODLE_CONFIG_PATH, "moodle-reg-token").status_code == 200
-    assert counts(app) == (1, 2)
+        assert [(r.id, r.auth_token_url, r.key_set_url, r.auth_login_url) for r in rows] == [before]
+        assert rows[0].active is False
+        assert [d.deployment_id for d in rows[0].deployments] == ["7"]
+    assert counts(app) == (1, 1)
 
 
 def test_two_client_ids_on_one_issuer_coexist(app, client, launcher, platforms):
