@@ -139,7 +139,7 @@ def test_html_pages_and_error_pages_carry_the_headers(client, path, statuses):
 
 
 @pytest.mark.parametrize("path", ["/api/openapi.json", "/api/class-sessions/", "/lti/jwks", "/lti/canvas.json",
-                                  "/static/app.css", "/static/common.js", "/static/logo.svg"])
+                                  "/static/app.css", "/static/js/api.js", "/static/logo.svg"])
 def test_json_and_static_answers_are_nosniff_and_never_framed(client, path):
     response = client.get(path)
     assert response.status_code in (200, 401), path
