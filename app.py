@@ -24,12 +24,15 @@ def create_app(overrides: dict | None = None) -> Flask:
     register_blueprints(app)
     register_errorhandlers(app)
     register_security_headers(app)
+    from attendance.web.client_config import register_client_config
+    register_client_config(app)
     register_commands(app)
     prepare_database(app)
     return app
 
 
 def configure(app: Flask, overrides: dict | None) -> None:
+    """Load the typed settings (defaults, environment, overrides) into app.config; trust the configured proxies."""
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.update(config.load(Path(app.instance_path), overrides))
     if app.config["TRUSTED_PROXIES"] > 0:
@@ -67,7 +70,8 @@ def register_lti_services(app: Flask) -> None:
     from lti.store import make_store
 
     keys = KeyRing(app.config["KEYS_DIR"], key_size=app.config["KEY_SIZE"])
-    keys.ensure()
+    if app.config["AUTO_CREATE_KEYS"]:  # otherwise the release step runs `flask --app app keys create`
+        keys.ensure()
     app.extensions["lti_keys"] = keys
     # Every call to a platform goes through this one guarded client (allow-list, deadline, byte cap).
     outbound = OutboundClient(app.config["OUTBOUND_ALLOW_NETWORKS"], timeout=app.config["LTI_HTTP_TIMEOUT"],
@@ -136,9 +140,9 @@ def register_commands(app: Flask) -> None:
 
 
 def prepare_database(app: Flask) -> None:
-    """Bring the schema up to date (Alembic) unless the caller manages it (tests, `flask db`)."""
+    """Bring the schema up to date (Alembic) when AUTO_MIGRATE is on; else `flask --app app db upgrade` does."""
     migrations = ROOT / "migrations"
-    if not app.config.get("AUTO_MIGRATE", True) or not (migrations / "env.py").exists():
+    if not app.config["AUTO_MIGRATE"] or not (migrations / "env.py").exists():
         return
     import fcntl
 
@@ -154,13 +158,15 @@ def prepare_database(app: Flask) -> None:
 
 
 def main() -> None:
+    """Serve the embedded default: create the keys and migrate the database, then run the development server."""
     parser = argparse.ArgumentParser(description="Serve the attendance tool (development server).")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
     args = parser.parse_args()
     if not os.environ.get("TOOL_BASE_URL"):
         os.environ["TOOL_BASE_URL"] = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
-    app = create_app()
+    # The embedded default is one command: whatever AUTO_* say (they are for gunicorn's release steps).
+    app = create_app({"AUTO_CREATE_KEYS": True, "AUTO_MIGRATE": True})
     if app.config["GRADE_WORKER_IN_APP"]:
         from attendance.grades import start_worker_thread
 

@@ -1,4 +1,4 @@
-"""`flask --app app platform ...` and `flask --app app keys ...`: install platforms by hand, rotate keys."""
+"""`flask --app app platform ...` and `flask --app app keys ...`: install platforms by hand, create and rotate keys."""
 from __future__ import annotations
 
 import click
@@ -116,6 +116,14 @@ def platform_invite(expires_hours, note):
     base = current_app.config.get("TOOL_BASE_URL") or "http://127.0.0.1:5000"
     click.echo(f"Single-use registration link, valid for {hours:g} hours. Paste it into the LMS as the tool URL:")
     click.echo(invite_url(base, token))
+
+
+@keys_cli.command("create")
+def keys_create():
+    """Create the first signing key when there is none; with one already there, change nothing."""
+    ring = current_app.extensions["lti_keys"]
+    ring.ensure()  # idempotent and locked: a release step may run it on every deploy, from several hosts
+    click.echo(f"Signing key {ring.current().kid} in {ring.directory}")
 
 
 @keys_cli.command("rotate")
