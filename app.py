@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config
-from extensions import csrf, db, migrate, sock
+from extensions import db, migrate, sock
 
 ROOT = Path(__file__).resolve().parent
 
@@ -47,7 +47,6 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     sock.init_app(app)
-    csrf.init_app(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         from sqlalchemy import event
 
@@ -62,7 +61,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_lti_services(app: Flask) -> None:
-    from attendance.pages import handle_launch
+    from attendance.web.pages import handle_launch
     from lti.keys import KeyRing
     from lti.outbound import OutboundClient
     from lti.platform_keys import PlatformKeyCache
@@ -90,7 +89,7 @@ def register_lti_services(app: Flask) -> None:
     app.extensions["lti_token_cache"] = TokenCache()
 
     app.extensions["attendance_broker"] = make_broker(app.config["REDIS_URL"], app.config["REDIS_PREFIX"])
-    from attendance.ratelimit import WrongCodeLimiter
+    from attendance.web.ratelimit import WrongCodeLimiter
 
     app.extensions["attendance_wrong_codes"] = WrongCodeLimiter(app.config["RATELIMIT_STORAGE_URI"],
                                                                 app.config["REDIS_PREFIX"] + "limits:")
@@ -98,10 +97,10 @@ def register_lti_services(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     app.url_map.strict_slashes = False  # /api/class-sessions and /api/class-sessions/ are the same endpoint
-    from attendance.api import bp as api_bp
-    from attendance.openapi import bp as openapi_bp
-    from attendance.pages import bp as pages_bp
-    from attendance.sockets import bp as sockets_bp
+    from attendance.web.api import bp as api_bp
+    from attendance.web.openapi import bp as openapi_bp
+    from attendance.web.pages import bp as pages_bp
+    from attendance.web.sockets import bp as sockets_bp
     from lti.views import bp as lti_bp
 
     app.register_blueprint(lti_bp)
@@ -118,14 +117,14 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_errorhandlers(app: Flask) -> None:
-    from attendance.errors import register_error_handlers
+    from attendance.web.errors import register_error_handlers
 
     register_error_handlers(app)
 
 
 def register_security_headers(app: Flask) -> None:
     """Put a nonce-based CSP, framing limits, nosniff, referrer, caching and HSTS headers on every response."""
-    from attendance.security_headers import register_security_headers as register
+    from attendance.web.security_headers import register_security_headers as register
 
     register(app)
 
@@ -168,7 +167,7 @@ def main() -> None:
     # The embedded default is one command: whatever AUTO_* say (they are for gunicorn's release steps).
     app = create_app({"AUTO_CREATE_KEYS": True, "AUTO_MIGRATE": True})
     if app.config["GRADE_WORKER_IN_APP"]:
-        from attendance.grades import start_worker_thread
+        from attendance.lms.grade_worker import start_worker_thread
 
         start_worker_thread(app)  # embedded mode: grades reach the LMS without a separate process
     app.run(host=args.host, port=args.port, threaded=True)

@@ -4,7 +4,6 @@ from datetime import timezone
 from flask_migrate import Migrate
 from flask_sock import Sock
 from flask_sqlalchemy import SQLAlchemy
-from flask_wtf import CSRFProtect
 from sqlalchemy import DateTime, MetaData, String, TypeDecorator, event, inspect
 from sqlalchemy.orm import DeclarativeBase, Session
 
@@ -26,7 +25,6 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 sock = Sock()
-csrf = CSRFProtect()
 
 
 class UTCDateTime(TypeDecorator):

@@ -6,7 +6,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from attendance.grades import run_worker
+from attendance.lms.grade_worker import run_worker
 
 
 @click.command("worker")

@@ -44,7 +44,7 @@ def record_membership(course_id: int, members: dict[int, bool], at: datetime | N
     if changed and policy_for(course_id).denominator == "scheduled":
         # A change now only concerns sessions starting from now on: under "closed" none of them counts yet;
         # under "scheduled" the planned sessions do, so these grades move.
-        from attendance.grades import queue_grades  # grades read periods: import at call time
+        from attendance.lms.outbox import queue_grades
 
         queue_grades(course_id, changed)
     return changed

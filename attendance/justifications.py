@@ -13,11 +13,21 @@ from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import FileStorage
 
 from attendance import clock
-from attendance.auth import Principal
+from attendance.audit import record_audit
 from attendance.errors import ApiError
-from attendance.models import EXCUSED, LATE, PRESENT, AttendanceRecord, ClassSession, Justification
-from attendance.services import _audit, insert_new_records, publish_record, scoped_session
+from attendance.models import (
+    EXCUSED,
+    LATE,
+    PRESENT,
+    AttendanceRecord,
+    ClassSession,
+    Justification,
+)
+from attendance.principal import Principal
+from attendance.records import insert_new_records, publish_record
+from attendance.sessions import scoped_session
 from extensions import db
+from lti.roles import STUDENT
 
 ALREADY_SUBMITTED = ("already_submitted", "You already sent a justification for this class.", 409)
 SIGNATURES = (  # (magic bytes, media type, extension)
@@ -94,7 +104,7 @@ def submit_justification(principal: Principal, class_session_id: int, reason: st
 def scoped_justification(principal: Principal, justification_id: int) -> Justification:
     row = db.session.scalar(select(Justification).join(ClassSession).where(
         Justification.id == justification_id, ClassSession.course_id == principal.course_id))
-    if row is None or (principal.role == "student" and row.student_id != principal.user_id):
+    if row is None or (principal.role == STUDENT and row.student_id != principal.user_id):
         raise ApiError("not_found", "No such justification in this course.", 404)
     return row
 
@@ -103,7 +113,7 @@ def list_justifications(principal: Principal, class_session_id: int | None) -> l
     query = select(Justification).join(ClassSession).where(ClassSession.course_id == principal.course_id)
     if class_session_id is not None:
         query = query.where(Justification.class_session_id == scoped_session(principal, class_session_id).id)
-    if principal.role == "student":
+    if principal.role == STUDENT:
         query = query.where(Justification.student_id == principal.user_id)
     return db.session.scalars(query.options(selectinload(Justification.student))
                               .order_by(Justification.created_at.desc())).all()
@@ -128,7 +138,7 @@ def review_justification(principal: Principal, justification_id: int, decision: 
             validated_by_id=principal.user_id, validated_at=now, remark="", updated_at=now)])
         if inserted:
             record = db.session.get(AttendanceRecord, inserted[row.student_id])
-            _audit(principal.course_id, record.id, principal.user_id, "justified", None, EXCUSED,
+            record_audit(principal.course_id, record.id, principal.user_id, "justified", None, EXCUSED,
                    {"justification_id": row.id})
         else:  # a record exists, perhaps a check-in that just arrived: lock it before judging it
             record = db.session.scalar(select(AttendanceRecord).filter_by(
@@ -136,7 +146,7 @@ def review_justification(principal: Principal, justification_id: int, decision: 
             if record.status in (PRESENT, LATE):
                 record = None  # attended after all: nothing to excuse, and the grade never falls
             elif record.status != EXCUSED:
-                _audit(principal.course_id, record.id, principal.user_id, "justified", record.status, EXCUSED,
+                record_audit(principal.course_id, record.id, principal.user_id, "justified", record.status, EXCUSED,
                        {"justification_id": row.id})
                 record.status = EXCUSED
                 record.validated_by_id, record.validated_at = principal.user_id, now

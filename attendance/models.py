@@ -2,8 +2,20 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from extensions import UTCDateTime, db
@@ -119,8 +131,34 @@ class ResourceLink(db.Model):
     course: Mapped[Course] = relationship()
 
 
-PRESENT, LATE, EXCUSED, ABSENT = "present", "late", "excused", "absent"
-STATUSES = (PRESENT, LATE, EXCUSED, ABSENT)
+class Status(StrEnum):
+    """An attendance record's status."""
+
+    PRESENT = "present"
+    LATE = "late"
+    EXCUSED = "excused"
+    ABSENT = "absent"
+
+
+class Source(StrEnum):
+    """Who wrote an attendance record."""
+
+    CHECKIN = "checkin"
+    TEACHER = "teacher"
+    CLOSE = "close"
+    JUSTIFICATION = "justification"
+
+
+class DeliveryState(StrEnum):
+    """Where a grade is on its way to the LMS."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+PRESENT, LATE, EXCUSED, ABSENT = Status.PRESENT, Status.LATE, Status.EXCUSED, Status.ABSENT
+STATUSES = tuple(Status)
 
 
 class CoursePolicy(db.Model):
@@ -129,15 +167,17 @@ class CoursePolicy(db.Model):
     __tablename__ = "course_policy"
 
     course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"), primary_key=True)
-    points_present: Mapped[float] = mapped_column(Float, default=1.0)
-    points_late: Mapped[float] = mapped_column(Float, default=0.5)
-    points_absent: Mapped[float] = mapped_column(Float, default=0.0)
-    present_minutes: Mapped[int] = mapped_column(Integer, default=10)
-    late_minutes: Mapped[int] = mapped_column(Integer, default=30)
-    code_rotation_seconds: Mapped[int] = mapped_column(Integer, default=15)
+    # Every rule is NULL until the course sets it: NULL means "the site's default", which follows the
+    # operator's settings (POINTS_*, CHECKIN_*_MINUTES, CODE_ROTATION_SECONDS) instead of freezing them.
+    points_present: Mapped[float | None] = mapped_column(Float, nullable=True)
+    points_late: Mapped[float | None] = mapped_column(Float, nullable=True)
+    points_absent: Mapped[float | None] = mapped_column(Float, nullable=True)
+    present_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    late_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    code_rotation_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
     campus_networks: Mapped[list | None] = mapped_column(JSON, nullable=True)  # None: the site's CAMPUS_NETWORKS
-    drop_lowest: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # the N lowest sessions do not count
-    denominator: Mapped[str] = mapped_column(String(16), default="closed", server_default="closed")  # closed sessions so far, or all scheduled
+    drop_lowest: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the N lowest sessions do not count
+    denominator: Mapped[str | None] = mapped_column(String(16), nullable=True)  # closed sessions so far, or all scheduled
 
 
 class ClassSession(db.Model):

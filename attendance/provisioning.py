@@ -37,7 +37,7 @@ def _get_or_create(model, lookup: dict):
     return row
 
 
-def provision(launch: Launch) -> Provisioned:
+def provision(launch: Launch) -> Provisioned:  # noqa: C901 - one upsert per claim kind, in order
     """Upsert the launch's user, course, enrollment and resource link, and remember its service endpoints."""
     user = _get_or_create(User, {"registration_id": launch.registration_id, "sub": launch.sub})
     # Update only what the platform sent: a launch without PII must not erase names we know.

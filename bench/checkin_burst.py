@@ -788,9 +788,8 @@ def tool_phase(label: str, session_label: str, server: Server, seed: Seed, stude
 
 
 def bare_phase(label: str, server: Server, seed: Seed, students: range, args, bench_engine) -> Phase:
-    from sqlalchemy import text
-
     from bare_app import TABLE
+    from sqlalchemy import text
 
     student_index = list(students)
     tag = f"bench-{label}"[:32]
@@ -922,11 +921,11 @@ def main() -> None:
             env.pop("CODE_ROTATION_SECONDS", None)
         os.environ.clear()
         os.environ.update(env, AUTO_MIGRATE="1")  # this process migrates the scratch database, the servers do not
+        from bare_app import database_url as bare_url
+        from bare_app import metadata as bare_metadata
         from sqlalchemy import create_engine
 
         from app import create_app
-        from bare_app import database_url as bare_url
-        from bare_app import metadata as bare_metadata
 
         bench_engine = create_engine(bare_url())
         if args.in_place:

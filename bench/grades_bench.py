@@ -92,7 +92,14 @@ def build_app(database: Database, tmp: Path):
 
 def seed(app, platform, lms, students: int) -> int:
     """Registration, course with AGS + NRPS, students, 3 closed sessions with mixed statuses; the course id."""
-    from attendance.models import AttendanceRecord, ClassSession, Course, Enrollment, ResourceLink, User
+    from attendance.models import (
+        AttendanceRecord,
+        ClassSession,
+        Course,
+        Enrollment,
+        ResourceLink,
+        User,
+    )
     from extensions import db
     from lti.models import Deployment, Registration
 
@@ -130,7 +137,8 @@ def seed(app, platform, lms, students: int) -> int:
 def grades_round(app, lms, course_id: int, late_weight: float, students: int) -> dict:
     import requests
 
-    from attendance.grades import deliver_due, queue_grades
+    from attendance.lms.grade_worker import deliver_due
+    from attendance.lms.outbox import queue_grades
     from attendance.models import CoursePolicy
     from extensions import db
     from lti.services import SCORE, scores_url
@@ -179,8 +187,8 @@ def roster_round(app, lms, course_id: int) -> dict:
     import requests
     from sqlalchemy import delete
 
+    from attendance.lms.roster import sync_roster
     from attendance.models import Course, User
-    from attendance.roster import sync_roster
     from extensions import db
     from lti.services import MEMBERSHIP_CONTAINER
 

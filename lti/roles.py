@@ -2,13 +2,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from lti.constants import INSTITUTION, LTI_SYSTEM, MEMBERSHIP, SYSTEM
 
-TEACHER = "teacher"
-STUDENT = "student"
-ADMIN = "admin"
-NONE = "none"
+
+class Role(StrEnum):
+    """The tool's roles, which LTI roles map to."""
+
+    TEACHER = "teacher"
+    STUDENT = "student"
+    ADMIN = "admin"
+    NONE = "none"
+
+
+TEACHER, STUDENT, ADMIN, NONE = Role.TEACHER, Role.STUDENT, Role.ADMIN, Role.NONE
 
 _MEMBERSHIP_SUBROLE = "http://purl.imsglobal.org/vocab/lis/v2/membership/"
 _TEACHER_ROLES = {"Instructor", "ContentDeveloper"}

@@ -3,17 +3,31 @@ from __future__ import annotations
 
 from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, current_app, jsonify, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
-from extensions import csrf, db
-from lti.adapter import LOGIN_PARAMS, PendingStorageCheck, start_login, state_cookie_name, validate_launch
+from extensions import db
+from lti.adapter import (
+    LOGIN_PARAMS,
+    PendingStorageCheck,
+    start_login,
+    state_cookie_name,
+    validate_launch,
+)
 from lti.constants import CANVAS_PLATFORM, TOOL_SCOPES
 from lti.dynamic_registration import ToolDescription, ToolDynamicRegistration
 from lti.exceptions import LtiError, RegistrationError
 from lti.invitations import claim_invite, complete_invite, release_invite
 
 bp = Blueprint("lti", __name__)
-csrf.exempt(bp)  # every request here comes cross-site from a platform; state/nonce protect them
 
 
 def tool_base_url() -> str:

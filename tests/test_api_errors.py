@@ -22,10 +22,18 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
 from app import create_app
-from attendance import codes
+from attendance import audit, codes, review, sessions
 from attendance.models import (
-    AttendanceRecord, AuditEntry, ClassSession, Course, CoursePolicy, Enrollment, GradeDelivery, Justification,
-    ResourceLink, User,
+    AttendanceRecord,
+    AuditEntry,
+    ClassSession,
+    Course,
+    CoursePolicy,
+    Enrollment,
+    GradeDelivery,
+    Justification,
+    ResourceLink,
+    User,
 )
 from extensions import db
 from lti.tokens import SALT, read_launch_token
@@ -409,7 +417,7 @@ def test_every_api_route_is_covered(app):
     covered = {(e.method, e.path if isinstance(e.path, str) else document) for e in ENDPOINTS}
     routes = set()
     for rule in app.url_map.iter_rules():
-        if app.view_functions[rule.endpoint].__module__ == "attendance.api":
+        if app.view_functions[rule.endpoint].__module__ == "attendance.web.api":
             routes |= {(m, rule.rule) for m in rule.methods - {"HEAD", "OPTIONS"}}
     assert routes == covered
 
@@ -919,12 +927,11 @@ def test_oversized_body_is_json_413(small_world, kind):
 
 
 def test_server_error_is_json_without_a_trace(shared_world, monkeypatch):
-    from attendance import services
 
     def explode(*_a, **_k):
         raise RuntimeError("secret internals at /srv/app/attendance/services.py line 42")
 
-    monkeypatch.setattr(services, "list_class_sessions", explode)
+    monkeypatch.setattr(sessions, "list_class_sessions", explode)
     response = shared_world.teacher.get("/api/class-sessions/")
     body = assert_error(response, 500, "server_error")
     assert body == {"success": False, "error": {"code": "server_error", "message": body["error"]["message"]}}
@@ -934,21 +941,20 @@ def test_server_error_is_json_without_a_trace(shared_world, monkeypatch):
 
 def test_server_error_mid_transaction_changes_nothing(world, monkeypatch):
     """close-session fails after adding the absences (flushed): the whole change is rolled back."""
-    from attendance import services
 
-    real = services._audit
+    real = audit.record_audit
 
     def audit_then_fail(*args, **kwargs):
         real(*args, **kwargs)
         if kwargs.get("to_status") == "absent" or (len(args) > 5 and args[5] == "absent"):
             raise RuntimeError("disk full")
 
-    monkeypatch.setattr(services, "_audit", audit_then_fail)
+    monkeypatch.setattr(review, "record_audit", audit_then_fail)
     before = snapshot(world.app)
     response = world.teacher.post("/api/close-session/", json={"class_session_id": world.session_id})
     assert_error(response, 500, "server_error")
     assert_unchanged(world.app, before, tables=CORE)
-    monkeypatch.setattr(services, "_audit", real)
+    monkeypatch.setattr(review, "record_audit", real)
     assert world.teacher.post("/api/close-session/", json={"class_session_id": world.session_id}).status_code == 200
 
 

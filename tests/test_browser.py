@@ -10,8 +10,19 @@ import pytest
 
 from extensions import db
 from lti.models import Registration
-from tests.browser import (BLOCK_ALL, BLOCK_THIRD_PARTY, WAIT, ToolServer, browser_available, chrome,
-                           cookies_sent_to_iframe, course_page, lms_url, login_url, wait_for_js)
+from tests.browser import (
+    BLOCK_ALL,
+    BLOCK_THIRD_PARTY,
+    WAIT,
+    ToolServer,
+    browser_available,
+    chrome,
+    cookies_sent_to_iframe,
+    course_page,
+    lms_url,
+    login_url,
+    wait_for_js,
+)
 from tests.conftest import register_platform
 from tests.platform import Platform
 

@@ -17,7 +17,15 @@ from werkzeug.wrappers import Response
 
 from extensions import db
 from lti.models import Registration
-from tests.browser import WAIT, ToolServer, browser_available, chrome, lms_url, login_url, wait_for_js
+from tests.browser import (
+    WAIT,
+    ToolServer,
+    browser_available,
+    chrome,
+    lms_url,
+    login_url,
+    wait_for_js,
+)
 from tests.conftest import register_platform
 from tests.platform import Platform
 
@@ -189,7 +197,10 @@ def test_teacher_sees_a_check_in_live_and_validates_it(browser, tool, lms, shots
 
 def click(driver, selector: str, attempts: int = 20) -> None:
     """Click the element matching selector, finding it again if a live update re-rendered it meanwhile."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+    )
     from selenium.webdriver.common.by import By
 
     for attempt in range(attempts):

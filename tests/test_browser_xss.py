@@ -23,8 +23,18 @@ from werkzeug.wrappers import Request, Response
 
 from extensions import db
 from lti.models import Registration
-from tests.browser import (BLOCK_THIRD_PARTY, WAIT, ToolServer, browser_available, chrome, course_page, lms_url,
-                           login_url, open_alert_text, wait_for_js)
+from tests.browser import (
+    BLOCK_THIRD_PARTY,
+    WAIT,
+    ToolServer,
+    browser_available,
+    chrome,
+    course_page,
+    lms_url,
+    login_url,
+    open_alert_text,
+    wait_for_js,
+)
 from tests.conftest import register_platform
 from tests.platform import Platform
 
@@ -223,7 +233,7 @@ def test_control_without_the_policy_the_javascript_login_url_runs(browser, tool_
 def _deep_link_attack(browser, tool, platforms):
     from selenium.webdriver.common.by import By
 
-    from attendance.pages import DEEP_LINK_PREFIX
+    from attendance.web.pages import DEEP_LINK_PREFIX
     from lti.store import get_store
     from lti.tokens import read_launch_token
 

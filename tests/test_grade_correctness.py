@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from attendance.grades import deliver_due
+from attendance.lms.grade_worker import deliver_due
 from attendance.models import EnrollmentPeriod, GradeDelivery
 from extensions import db
 from tests.helpers import assert_error, launch_as

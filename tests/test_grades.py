@@ -3,7 +3,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from attendance.grades import deliver_due
+from attendance.lms.grade_worker import deliver_due
 from tests.helpers import launch_as
 from tests.lms_services import LmsServices
 

@@ -19,8 +19,17 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from attendance import clock
-from attendance.grades import deliver_due, queue_grades
-from attendance.models import AttendanceRecord, ClassSession, Course, Enrollment, GradeDelivery, ResourceLink, User
+from attendance.lms.grade_worker import deliver_due
+from attendance.lms.outbox import queue_grades
+from attendance.models import (
+    AttendanceRecord,
+    ClassSession,
+    Course,
+    Enrollment,
+    GradeDelivery,
+    ResourceLink,
+    User,
+)
 from extensions import db
 from tests.conftest import meta, register_platform
 from tests.helpers import launch_as

@@ -23,8 +23,8 @@ import pytest
 from sqlalchemy import func, insert, select
 
 import config
-from attendance.inputs import json_depth
 from attendance.models import AttendanceRecord, ClassSession, Course, Enrollment, User
+from attendance.web.inputs import json_depth
 from extensions import db
 from lti.models import StoreEntry
 from tests.conftest import Launcher, register_platform

@@ -24,9 +24,9 @@ from referencing.jsonschema import DRAFT202012
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from attendance import openapi, schemas
-from attendance.grades import deliver_due
+from attendance.lms.grade_worker import deliver_due
 from attendance.models import User
+from attendance.web import openapi, schemas
 from extensions import db
 from tests.conftest import meta
 from tests.helpers import launch_as

@@ -19,10 +19,16 @@ import pytest
 from werkzeug.wrappers import Response
 
 import config
-from attendance.grades import service_client
+from attendance.lms.client import service_client
 from extensions import db
 from lti.models import Registration
-from lti.outbound import OutboundClient, OutboundError, address_allowed, check_platform_url, parse_networks
+from lti.outbound import (
+    OutboundClient,
+    OutboundError,
+    address_allowed,
+    check_platform_url,
+    parse_networks,
+)
 from lti.services import ServiceError
 from tests.conftest import Launcher, register_platform
 from tests.lms_services import SCOPE_NRPS, SCOPE_SCORE, LmsServices

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from attendance.grades import deliver_due
+from attendance.lms.grade_worker import deliver_due
+from attendance.lms.roster import sync_if_stale
 from attendance.models import Course, Enrollment, User
-from attendance.roster import sync_if_stale
 from extensions import db
 from tests.helpers import launch_as
 from tests.lms_services import LmsServices
@@ -291,7 +291,7 @@ def test_a_member_who_left_gets_no_new_absence_and_no_lowered_grade(app, launche
     teacher = teacher_of(launcher, lms)
     sync(teacher)
     first = new_session(teacher, 2)
-    for sub, student in students(teacher).items():
+    for student in students(teacher).values():
         assert teacher.post("/api/mark-attendance/", json={"class_session_id": first, "student_id": student["id"],
                                                           "status": "present"}).status_code == 200
     close(teacher, first)

@@ -277,7 +277,7 @@ def test_a_forged_host_header_cannot_add_directives(client):
 # -- the deep-linking return form -------------------------------------------------------------------
 def _deep_link_page(launcher, platform, return_url: str | None = None):
     """A deep-linking launch confirmed by the teacher; return_url overwrites the stored return URL."""
-    from attendance.pages import DEEP_LINK_PREFIX
+    from attendance.web.pages import DEEP_LINK_PREFIX
     from lti.store import get_store
     from lti.tokens import read_launch_token
 

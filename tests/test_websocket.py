@@ -26,6 +26,7 @@ from tests.helpers import ApiUser, fast_launch
 from tests.platform import Platform
 from tests.processes import flask_cli, free_port, serve
 
+
 def session_body(title="Lecture") -> dict:
     now = datetime.now(timezone.utc)
     return {"title": title, "starts_at": (now - timedelta(minutes=1)).isoformat(),

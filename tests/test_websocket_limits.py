@@ -20,7 +20,7 @@ import simple_websocket
 from simple_websocket import ConnectionClosed
 from werkzeug.serving import make_server
 
-from attendance import sockets
+from attendance.web import sockets
 from extensions import db
 from lti.models import Deployment, Registration
 from lti.store import get_store
@@ -128,8 +128,8 @@ def real_tool(tool_env, tmp_path):
         return tools[-1]
 
     yield start
-    for tool in tools:
-        tool.close()
+    for started in tools:
+        started.close()
 
 
 def test_a_student_holding_many_sockets_does_not_starve_http_on_gevent(real_tool):

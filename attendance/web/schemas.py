@@ -1,9 +1,17 @@
 """Input schemas of the API (marshmallow): they validate JSON and form bodies alike and feed the OpenAPI file."""
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import (
+    EXCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates_schema,
+)
 
 from attendance.models import STATUSES
+from lti.roles import STUDENT, TEACHER
 
 Latitude = lambda **kw: fields.Float(validate=validate.Range(-90, 90), allow_none=True, **kw)  # noqa: E731
 Longitude = lambda **kw: fields.Float(validate=validate.Range(-180, 180), allow_none=True, **kw)  # noqa: E731
@@ -159,7 +167,7 @@ class CreateUserIn(In):
     name = fields.String(load_default="", validate=validate.Length(max=255))
     email = fields.Email(load_default="", validate=validate.Length(max=320))
     course_id = Id(allow_none=True, metadata={"description": "enrol the user in this course"})
-    role = fields.String(load_default="student", validate=validate.OneOf(("student", "teacher")))
+    role = fields.String(load_default=STUDENT, validate=validate.OneOf((STUDENT, TEACHER)))
 
 
 class CreateCourseIn(In):

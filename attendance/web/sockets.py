@@ -27,11 +27,13 @@ from flask import Blueprint, current_app, g, request
 from simple_websocket import ConnectionClosed
 
 from attendance import realtime
-from attendance.auth import Principal, ensure_active
 from attendance.errors import ApiError
 from attendance.models import ClassSession
+from attendance.principal import Principal
+from attendance.web.auth import ensure_active
 from extensions import db, sock
 from lti.exceptions import LaunchTokenError
+from lti.roles import STUDENT, TEACHER
 from lti.store import get_store
 from lti.tokens import read_launch_token
 
@@ -214,7 +216,7 @@ def authorize_socket():
     principal = _authenticate(session_id)
     ensure_active(principal)
     session = db.session.get(ClassSession, session_id) if session_id else None
-    if session is None or session.course_id != principal.course_id or principal.role not in ("teacher", "student"):
+    if session is None or session.course_id != principal.course_id or principal.role not in (TEACHER, STUDENT):
         raise ApiError("permission_denied", "You may not watch this class session.", 403)
     config = current_app.config
     g.socket_slot = registry().admit(principal.user_id, session_id, int(config["WS_MAX_PER_USER"]),
@@ -277,7 +279,7 @@ def attendance_socket(ws, class_session_id: int):
     """Send the session's messages (a student's: their own records) until the client leaves or the launch ends."""
     principal: Principal = g.socket_principal
     slot: Slot = g.socket_slot
-    channel = (realtime.session_channel(class_session_id) if principal.role == "teacher"
+    channel = (realtime.session_channel(class_session_id) if principal.role == TEACHER
                else realtime.own_records_channel(principal.user_id))
     broker = realtime.broker()
     subscription = broker.subscribe(channel)

@@ -8,17 +8,30 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, or_, select
 
 from attendance import clock
-from attendance.auth import Principal
 from attendance.errors import ApiError
-from attendance.models import ABSENT, EXCUSED, LATE, PRESENT, AttendanceRecord, ClassSession, Course, Enrollment
-from attendance.services import Policy, is_checkin_open, iso, policy_for, zone_of
+from attendance.grading import compute_grades
+from attendance.models import (
+    ABSENT,
+    EXCUSED,
+    LATE,
+    PRESENT,
+    AttendanceRecord,
+    ClassSession,
+    Course,
+    Enrollment,
+)
+from attendance.policy import Policy, policy_for
+from attendance.principal import Principal
+from attendance.records import iso
+from attendance.sessions import is_checkin_open, zone_of
 from extensions import db
+from lti.roles import STUDENT
 
 SOON = timedelta(minutes=15)
 
 
 def zone(course: Course) -> ZoneInfo:
-    """The course's timezone (one definition: services.zone_of)."""
+    """The course's timezone (one definition: sessions.zone_of)."""
     return zone_of(course)
 
 
@@ -29,7 +42,7 @@ def local_day(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
 
 def _student_courses(principal: Principal) -> list[Course]:
     return db.session.scalars(select(Course).join(Enrollment, Enrollment.course_id == Course.id).where(
-        Enrollment.user_id == principal.user_id, Enrollment.role == "student", Enrollment.active.is_(True))).all()
+        Enrollment.user_id == principal.user_id, Enrollment.role == STUDENT, Enrollment.active.is_(True))).all()
 
 
 def _class_json(session: ClassSession, course: Course, policy: Policy, record: AttendanceRecord | None,
@@ -113,12 +126,11 @@ def history(principal: Principal, course_id: int | None, start: date | None, end
         counts[course.id][record.status] += 1
     summary = []
     for cid, tally in counts.items():
-        policy = policy_for(cid)
-        counted = tally[PRESENT] + tally[LATE] + tally[ABSENT]
-        points = tally[PRESENT] * policy.points_present + tally[LATE] * policy.points_late + tally[ABSENT] * policy.points_absent
+        # The same grade the LMS gets: drop-lowest, the denominator and enrolment periods included.
+        grade = compute_grades(cid, [principal.user_id])[principal.user_id]
         summary.append({
             "course_id": cid, "course_title": courses[cid].display_title, "attended": tally[PRESENT],
             "late": tally[LATE], "excused": tally[EXCUSED], "absent": tally[ABSENT], "total": sum(tally.values()),
-            "percentage": round(100 * points / (counted * policy.points_present), 1) if counted else None,
+            "percentage": round(grade.score, 1) if grade.score is not None else None,
         })
     return items, summary

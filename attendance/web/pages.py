@@ -6,31 +6,45 @@ import re
 import secrets
 import time
 
-from flask import Blueprint, current_app, make_response, render_template, request, session
+from flask import (
+    Blueprint,
+    current_app,
+    make_response,
+    render_template,
+    request,
+    session,
+)
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
-from attendance.auth import SESSION_KEY, Principal, current_principal, ensure_active
 from attendance.errors import ApiError
-from attendance.models import AttendanceRecord, AuditEntry, ClassSession, Course, Enrollment, User
+from attendance.lms.roster import sync_if_stale
+from attendance.models import (
+    AttendanceRecord,
+    AuditEntry,
+    ClassSession,
+    Course,
+    Enrollment,
+    User,
+)
+from attendance.principal import Principal
 from attendance.provisioning import provision
-from attendance.roster import sync_if_stale
-from attendance.student_views import zone
-from extensions import csrf, db
+from attendance.schedule import zone
+from attendance.web.auth import SESSION_KEY, current_principal, ensure_active
+from extensions import db
 from lti.deep_linking import attendance_resource, deep_linking_response_jwt
 from lti.exceptions import LaunchTokenError, LtiError
+from lti.invitations import create_invite, invite_url
 from lti.launch import DeepLinkingSettings, Launch
 from lti.models import Registration
 from lti.roles import ADMIN, NONE, STUDENT, TEACHER
 from lti.store import get_store
 from lti.tokens import issue_launch_token, read_launch_token
 from lti.tool_config import DatabaseToolConf
-from lti.invitations import create_invite, invite_url
 from lti.views import tool_base_url, tool_url
 
 bp = Blueprint("pages", __name__)
-csrf.exempt(bp)  # the deep linking and admin forms carry a launch token instead of a cookie-bound CSRF token
 
 DEEP_LINK_PREFIX = "deep_link:"
 TEMPLATES = {TEACHER: "pages/teacher.html", STUDENT: "pages/student.html", ADMIN: "pages/admin.html"}
@@ -100,7 +114,9 @@ def deep_link_confirm():
     if deployment is None or not deployment.active:
         raise ApiError("permission_denied", "This platform or deployment is no longer active in the tool.", 403)
     title = (request.form.get("title") or "").strip()[:200] or current_app.config["TOOL_TITLE"]
-    resource = attendance_resource(tool_url("lti.launch"), title, score_maximum=100, label="Attendance", tag="attendance")
+    cfg = current_app.config  # the same line item the grade worker looks for: one column, whatever the settings
+    resource = attendance_resource(tool_url("lti.launch"), title, score_maximum=cfg["GRADE_SCORE_MAXIMUM"],
+                                   label=cfg["GRADE_LINE_ITEM_LABEL"], tag=cfg["GRADE_LINE_ITEM_TAG"])
     keys = current_app.extensions["lti_keys"]
     jwt_value = deep_linking_response_jwt(
         DatabaseToolConf(keys).to_pylti(registration), keys.current().kid, deployment.deployment_id, settings, [resource]

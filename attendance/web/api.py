@@ -9,30 +9,53 @@ import segno
 from flask import Blueprint, current_app, jsonify, request, send_file
 from sqlalchemy import func, select
 
-from attendance import clock, grades, justifications, roster, services, sockets, student_views
-from attendance.auth import current_principal, require_role
+from attendance import checkin, clock, codes, grading, justifications, review, schedule, sessions
 from attendance.enrolment import record_membership
 from attendance.errors import ApiError
-from attendance.inputs import load
-from attendance.policy import checked_policy
-from attendance.ratelimit import wrong_codes
+from attendance.lms import grade_worker, outbox, roster
 from attendance.models import (
-    AttendanceRecord, ClassSession, Course, CoursePolicy, Enrollment, GradeDelivery, Justification, User,
+    AttendanceRecord,
+    ClassSession,
+    Course,
+    CoursePolicy,
+    DeliveryState,
+    Enrollment,
+    GradeDelivery,
+    Justification,
+    User,
 )
-from attendance.schemas import (
-    AdminClassSessionIn, AiValidationIn, ClassSessionIn, CourseSettingsIn, CreateCourseIn, CreateUserIn, GenerateCodeIn,
+from attendance.policy import checked_policy, policy_for
+from attendance.records import iso, submission_json
+from attendance.schedule import zone
+from attendance.web import sockets
+from attendance.web.auth import current_principal, require_role
+from attendance.web.inputs import load
+from attendance.web.ratelimit import wrong_codes
+from attendance.web.schemas import (
+    AdminClassSessionIn,
+    AiValidationIn,
+    ClassSessionIn,
+    CourseSettingsIn,
+    CreateCourseIn,
+    CreateUserIn,
+    GenerateCodeIn,
     GradePolicyIn,
-    HistoryIn, JustificationIn, MarkIn, OptionalSessionIn, ReviewIn, SessionIn, StudentIdIn, SubmitAttendanceIn,
+    HistoryIn,
+    JustificationIn,
+    MarkIn,
+    OptionalSessionIn,
+    ReviewIn,
+    SessionIn,
+    StudentIdIn,
+    SubmitAttendanceIn,
     ValidateIn,
 )
-from attendance.student_views import zone
-from extensions import csrf, db
+from extensions import db
+from lti.roles import STUDENT, TEACHER
 from lti.services import ServiceError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-csrf.exempt(bp)  # CSRF is checked in auth.current_principal for cookie sessions; Bearer tokens need none
 
-TEACHER, STUDENT = "teacher", "student"
 
 
 def ok(status: int = 200, **payload):
@@ -51,41 +74,41 @@ def _create_sessions(course: Course, actor_id: int | None, data: dict):
     data.pop("course_id", None)
     for key in ("starts_at", "ends_at", "repeat_weekly_until"):
         data[key] = _localize(data.get(key), course)
-    created = services.create_class_sessions(course, actor_id, **data)
-    policy = services.policy_for(course.id)
-    sessions = [services.session_json(s, policy, course) for s in created]
-    return ok(201, class_session=sessions[0], class_sessions=sessions)
+    created = sessions.create_class_sessions(course, actor_id, **data)
+    policy = policy_for(course.id)
+    answers = [sessions.session_json(s, policy, course) for s in created]
+    return ok(201, class_session=answers[0], class_sessions=answers)
 
 
 @bp.post("/class-sessions/")
 @require_role(TEACHER)
 def create_class_session():
     principal = current_principal()
-    return _create_sessions(services.course_of(principal), principal.user_id, load(ClassSessionIn))
+    return _create_sessions(sessions.course_of(principal), principal.user_id, load(ClassSessionIn))
 
 
 @bp.get("/class-sessions/")
 @require_role(TEACHER, STUDENT)
 def list_class_sessions():
     principal = current_principal()
-    course = services.course_of(principal)
-    policy = services.policy_for(course.id)
+    course = sessions.course_of(principal)
+    policy = policy_for(course.id)
     counts = dict(db.session.execute(
         select(AttendanceRecord.class_session_id, func.count()).join(ClassSession)
         .where(ClassSession.course_id == course.id, AttendanceRecord.source == "checkin")
         .group_by(AttendanceRecord.class_session_id)).all())
     now = clock.now()
-    return ok(class_sessions=[services.session_json(s, policy, course, now, counts)
-                              for s in services.list_class_sessions(course.id)])
+    return ok(class_sessions=[sessions.session_json(s, policy, course, now, counts)
+                              for s in sessions.list_class_sessions(course.id)])
 
 
 @bp.post("/generate-code/")
 @require_role(TEACHER)
 def generate_code():
     data = load(GenerateCodeIn)
-    session, issued = services.generate_code(current_principal(), data.get("class_session_id"), data["reopen"])
-    return ok(code=issued.code, class_session_id=session.id, expires_at=services.iso(issued.expires_at),
-              rotation_seconds=services.rotation_of(session, services.policy_for(session.course_id)),
+    session, issued = sessions.generate_code(current_principal(), data.get("class_session_id"), data["reopen"])
+    return ok(code=issued.code, class_session_id=session.id, expires_at=iso(issued.expires_at),
+              rotation_seconds=sessions.rotation_of(session, policy_for(session.course_id)),
               checkin_url=checkin_url(session.id, issued.code))
 
 
@@ -93,8 +116,8 @@ def generate_code():
 @require_role(TEACHER)
 def stop_checkin():
     principal = current_principal()
-    session = services.stop_checkin(principal, load(SessionIn)["class_session_id"])
-    return ok(class_session=services.session_json(session, services.policy_for(session.course_id), session.course))
+    session = sessions.stop_checkin(principal, load(SessionIn)["class_session_id"])
+    return ok(class_session=sessions.session_json(session, policy_for(session.course_id), session.course))
 
 
 def checkin_url(class_session_id: int, code: str) -> str:
@@ -108,9 +131,9 @@ def checkin_url(class_session_id: int, code: str) -> str:
 def qr_code():
     """The QR code (SVG) of the code valid now: it opens the check-in of this session with the code filled in."""
     principal = current_principal()
-    session = services.scoped_session(principal, load(SessionIn, query=True)["class_session_id"])
-    policy = services.policy_for(session.course_id)
-    issued = services.codes.current_code(session.code_secret, clock.now(), services.rotation_of(session, policy))
+    session = sessions.scoped_session(principal, load(SessionIn, query=True)["class_session_id"])
+    policy = policy_for(session.course_id)
+    issued = codes.current_code(session.code_secret, clock.now(), sessions.rotation_of(session, policy))
     buffer = BytesIO()
     segno.make(checkin_url(session.id, issued.code), error="m").save(buffer, kind="svg", scale=8, border=2,
                                                                      xmldecl=False, svgns=True)
@@ -127,21 +150,21 @@ def submit_attendance():
     limiter = wrong_codes()
     limiter.check(principal.user_id, request.remote_addr)  # before the code is judged: no guessing past it
     data = load(SubmitAttendanceIn)
-    where = services.Where(
+    where = checkin.Where(
         latitude=data.get("latitude", data.get("simulated_latitude")),
         longitude=data.get("longitude", data.get("simulated_longitude")),
         accuracy_m=data.get("accuracy_m"))
-    client = services.Client(ip=request.remote_addr, user_agent=request.headers.get("User-Agent", ""),
+    client = checkin.Client(ip=request.remote_addr, user_agent=request.headers.get("User-Agent", ""),
                              device_id=data.get("device_id"))
     try:
-        record = services.record_check_in(principal, data["attendance_code"], where, client,
+        record = checkin.record_check_in(principal, data["attendance_code"], where, client,
                                           data.get("class_session_id"))
     except ApiError as exc:
         if exc.code == "invalid_attendance_code":
             limiter.count_wrong(principal.user_id, request.remote_addr)
         raise
     return ok(201, attendance={"id": record.id, "class_session_id": record.class_session_id, "status": record.status,
-                               "submitted_at": services.iso(record.submitted_at),
+                               "submitted_at": iso(record.submitted_at),
                                "location_flag": record.location_flag})
 
 
@@ -150,8 +173,8 @@ def submit_attendance():
 @require_role(TEACHER)
 def get_session_submissions():
     principal = current_principal()
-    records = services.session_submissions(principal, load(SessionIn, query=True)["class_session_id"])
-    return ok(submissions=[services.submission_json(r, r.student) for r in records])
+    records = review.session_submissions(principal, load(SessionIn, query=True)["class_session_id"])
+    return ok(submissions=[submission_json(r, r.student) for r in records])
 
 
 @bp.get("/students/")
@@ -169,9 +192,9 @@ def list_students():
 def validate_attendance():
     data = load(ValidateIn)
     ids = data.get("attendance_ids") or [data["attendance_id"]]
-    records = services.validate_attendance(current_principal(), ids, data["status"], data.get("remark"),
+    records = review.validate_attendance(current_principal(), ids, data["status"], data.get("remark"),
                                            data.get("if_status"))
-    payload = [services.submission_json(r, r.student) for r in records]
+    payload = [submission_json(r, r.student) for r in records]
     return ok(attendance=payload[0], attendances=payload)
 
 
@@ -179,16 +202,16 @@ def validate_attendance():
 @require_role(TEACHER)
 def mark_attendance():
     data = load(MarkIn)
-    record = services.mark_attendance(current_principal(), data["class_session_id"], data["student_id"],
+    record = review.mark_attendance(current_principal(), data["class_session_id"], data["student_id"],
                                       data["status"], data.get("remark"))
-    return ok(attendance=services.submission_json(record, record.student))
+    return ok(attendance=submission_json(record, record.student))
 
 
 @bp.post("/run-ai-validation/")
 @require_role(TEACHER)
 def run_ai_validation():
     data = load(AiValidationIn)
-    return ok(results=services.run_ai_validation(current_principal(), data.get("attendance_id"),
+    return ok(results=review.run_ai_validation(current_principal(), data.get("attendance_id"),
                                                  data.get("class_session_id")))
 
 
@@ -196,14 +219,14 @@ def run_ai_validation():
 @require_role(TEACHER)
 def close_session():
     principal = current_principal()
-    session, absent, roster_error = services.close_session(principal, load(SessionIn)["class_session_id"])
+    session, absent, roster_error = review.close_session(principal, load(SessionIn)["class_session_id"])
     return ok(absent_count=absent, roster_error=roster_error,
-              class_session=services.session_json(session, services.policy_for(session.course_id), session.course))
+              class_session=sessions.session_json(session, policy_for(session.course_id), session.course))
 
 
 # -- course settings ---------------------------------------------------------------------------
 def _settings_json(course: Course) -> dict:
-    policy = services.policy_for(course.id)
+    policy = policy_for(course.id)
     return {"timezone": course.timezone or "UTC", "present_minutes": policy.present_minutes,
             "late_minutes": policy.late_minutes, "code_rotation_seconds": policy.code_rotation_seconds,
             "points_present": policy.points_present, "points_late": policy.points_late,
@@ -224,7 +247,7 @@ def _save_policy(course: Course, changes: dict) -> None:
 @require_role(TEACHER)
 def course_settings():
     principal = current_principal()
-    course = services.course_of(principal)
+    course = sessions.course_of(principal)
     if request.method == "POST":
         data = load(CourseSettingsIn)
         if "timezone" in data:
@@ -243,8 +266,8 @@ def justification_json(row: Justification) -> dict:
     return {
         "id": row.id, "class_session_id": row.class_session_id,
         "student": {"id": row.student_id, "name": row.student.display_name},
-        "reason": row.reason, "status": row.status, "created_at": services.iso(row.created_at),
-        "reviewed_at": services.iso(row.reviewed_at),
+        "reason": row.reason, "status": row.status, "created_at": iso(row.created_at),
+        "reviewed_at": iso(row.reviewed_at),
         "document": {"name": row.document_name, "type": row.document_type, "size": row.document_size,
                      "url": f"/api/justifications/{row.id}/document"} if row.document_path else None,
     }
@@ -295,26 +318,26 @@ def review_justification():
 @bp.get("/student/current-classes/")
 @require_role(STUDENT)
 def current_classes():
-    return ok(classes=student_views.classes(current_principal(), "current"))
+    return ok(classes=schedule.classes(current_principal(), "current"))
 
 
 @bp.get("/student/today-classes/")
 @require_role(STUDENT)
 def today_classes():
-    return ok(classes=student_views.classes(current_principal(), "today"))
+    return ok(classes=schedule.classes(current_principal(), "today"))
 
 
 @bp.get("/student/weekly-classes/")
 @require_role(STUDENT)
 def weekly_classes():
-    return ok(classes=student_views.classes(current_principal(), "week"))
+    return ok(classes=schedule.classes(current_principal(), "week"))
 
 
 @bp.get("/student/attendance-history/")
 @require_role(STUDENT)
 def attendance_history():
     data = load(HistoryIn, query=True)
-    items, summary = student_views.history(current_principal(), data.get("course_id"), data.get("from_"), data.get("to"))
+    items, summary = schedule.history(current_principal(), data.get("course_id"), data.get("from_"), data.get("to"))
     return ok(history=items, summary=summary)
 
 
@@ -324,7 +347,7 @@ def attendance_history():
 def ws_ticket():
     """Issue a single-use ticket (valid about a minute) that opens one class session's WebSocket."""
     principal = current_principal()
-    session = services.scoped_session(principal, load(SessionIn)["class_session_id"])
+    session = sessions.scoped_session(principal, load(SessionIn)["class_session_id"])
     ticket, expires_in = sockets.issue_ticket(principal, session.id)
     return ok(ticket=ticket, expires_in=expires_in)
 
@@ -386,10 +409,10 @@ def admin_create_class_session():
 def _sync_json(row) -> dict:
     if row is None:
         return {"state": "none", "pending": False}
-    return {"state": row.state, "pending": row.state == "pending", "delivered_score": row.last_score,
-            "delivered_at": services.iso(row.delivered_at), "last_status": row.last_status,
+    return {"state": row.state, "pending": row.state == DeliveryState.PENDING, "delivered_score": row.last_score,
+            "delivered_at": iso(row.delivered_at), "last_status": row.last_status,
             "last_error": row.last_error, "attempts": row.attempts,
-            "up_to_date": row.delivered_version == row.version and row.state == "delivered"}
+            "up_to_date": row.delivered_version == row.version and row.state == DeliveryState.DELIVERED}
 
 
 @bp.get("/grades/")
@@ -397,13 +420,13 @@ def _sync_json(row) -> dict:
 def list_grades():
     """Each student's grade, how it was computed, and whether the LMS has it."""
     principal = current_principal()
-    course = services.course_of(principal)
+    course = sessions.course_of(principal)
     students = db.session.execute(select(User, Enrollment).join(Enrollment, Enrollment.user_id == User.id).where(
         Enrollment.course_id == course.id, Enrollment.role == STUDENT).order_by(User.name)).all()
-    computed = grades.compute_grades(course.id, [u.id for u, _ in students])
+    computed = grading.compute_grades(course.id, [u.id for u, _ in students])
     deliveries = {row.student_id: row for row in db.session.scalars(
         select(GradeDelivery).where(GradeDelivery.course_id == course.id))}
-    return ok(ags=grades.course_has_ags(course), roster=roster.roster_state(course), policy=_policy_json(course),
+    return ok(ags=outbox.course_has_ags(course), roster=roster.roster_state(course), policy=_policy_json(course),
               grades=[{"student": {"id": u.id, "name": u.display_name, "active": e.active},
                        "grade": computed[u.id].as_json(), "sync": _sync_json(deliveries.get(u.id))}
                       for u, e in students])
@@ -413,11 +436,11 @@ def list_grades():
 @require_role(TEACHER)
 def retry_grades():
     data = load(StudentIdIn)
-    return ok(requeued=grades.retry_failed(current_principal().course_id, data.get("student_id")))
+    return ok(requeued=grade_worker.retry_failed(current_principal().course_id, data.get("student_id")))
 
 
 def _policy_json(course: Course) -> dict:
-    policy = services.policy_for(course.id)
+    policy = policy_for(course.id)
     return {"points_present": policy.points_present, "points_late": policy.points_late,
             "points_absent": policy.points_absent, "drop_lowest": policy.drop_lowest,
             "denominator": policy.denominator}
@@ -428,7 +451,7 @@ def _policy_json(course: Course) -> dict:
 def grade_policy():
     """The course's grading rules; a change re-sends every student's grade."""
     principal = current_principal()
-    course = services.course_of(principal)
+    course = sessions.course_of(principal)
     if request.method == "POST":
         _save_policy(course, load(GradePolicyIn))  # the flush queues every grade it moves
         db.session.commit()
@@ -438,7 +461,7 @@ def grade_policy():
 @bp.post("/roster/sync/")
 @require_role(TEACHER)
 def sync_roster_now():
-    course = services.course_of(current_principal())
+    course = sessions.course_of(current_principal())
     if not course.nrps_url:
         raise ApiError("roster_not_granted", "The LMS did not grant the roster service (NRPS) to this tool in this "
                        "course; students are known from their launches.", 409)

@@ -1,9 +1,4 @@
-"""Attendance grades and their delivery to the LMS gradebook (AGS) through an outbox.
-
-Every change that can move a student's grade calls `queue_grades` inside its own transaction.
-A worker (`deliver_due`) claims due rows, computes each grade as it is *now*, and posts one AGS
-score per line item. Failures back off and retry; nothing is lost across restarts or LMS outages.
-"""
+"""Delivering queued grades to the LMS gradebook (AGS): leases, posts, retries, the worker."""
 from __future__ import annotations
 
 import logging
@@ -15,34 +10,40 @@ import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import Flask, current_app
-from sqlalchemy import case, event, inspect, literal, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy import case, literal, or_, select, update
 
 from attendance import clock
+from attendance.grading import Grade, compute_grades
+from attendance.lms.client import service_client
 from attendance.models import (
-    ABSENT, EXCUSED, LATE, PRESENT, AttendanceRecord, ClassSession, Course, CoursePolicy, Enrollment, GradeDelivery,
-    ResourceLink, User,
+    Course,
+    DeliveryState,
+    GradeDelivery,
+    ResourceLink,
+    User,
 )
-from attendance.enrolment import enrolled_at, periods_of
-from attendance.policy import Policy, policy_for
 from extensions import UTCDateTime, db
 from lti.constants import Scope
 from lti.models import Registration
+from lti.services import ServiceClient, ServiceError
 from lti.store import get_store
-from lti.outbound import url_host
-from lti.services import PlatformAccount, ServiceClient, ServiceError
 
 log = logging.getLogger(__name__)
+
+
 AGS_SCOPES = (Scope.LINEITEM.value, Scope.SCORE.value)
+
+
 # Outcomes are written every few rows: a crash in between only means the same final grade is posted again.
 COMMIT_EVERY = 20
+
+
 HOST = socket.gethostname()
+
+
 WORKER_ID = f"{HOST}:{os.getpid()}"
 
 
@@ -73,208 +74,12 @@ def release_dead_leases() -> int:
     return count
 
 
-# -- computing ---------------------------------------------------------------------------------
-@dataclass
-class Grade:
-    score: float | None  # 0..100, None when no session counts yet
-    counted: int = 0
-    present: int = 0
-    late: int = 0
-    excused: int = 0
-    absent: int = 0
-    dropped: int = 0
-    sessions: int = 0
-
-    @property
-    def comment(self) -> str:
-        if self.counted == 0:
-            return "No attendance counted yet."
-        attended = self.present + self.late
-        parts = [f"{attended} of {self.counted} sessions attended"]
-        if self.late:
-            parts.append(f"{self.late} late")
-        if self.excused:
-            parts.append(f"{self.excused} excused")
-        if self.dropped:
-            parts.append(f"{self.dropped} lowest dropped")
-        return ", ".join(parts)
-
-    def as_json(self) -> dict:
-        return {"score": self.score, "comment": self.comment, "counted": self.counted, "present": self.present,
-                "late": self.late, "excused": self.excused, "absent": self.absent, "dropped": self.dropped,
-                "sessions": self.sessions}
-
-
-def compute_grades(course_id: int, student_ids: list[int], policy: Policy | None = None) -> dict[int, Grade]:
-    """Grades of several students of a course in two queries."""
-    policy = policy or policy_for(course_id)
-    denominator, drop = policy.denominator, policy.drop_lowest
-    query = select(ClassSession.id, ClassSession.starts_at).where(ClassSession.course_id == course_id)
-    if denominator == "closed":
-        query = query.where(ClassSession.closed_at.is_not(None))
-    sessions = db.session.execute(query).all()
-    session_ids = [s.id for s in sessions]
-    statuses: dict[int, dict[int, str]] = defaultdict(dict)
-    if session_ids and student_ids:
-        for record in db.session.execute(select(
-                AttendanceRecord.student_id, AttendanceRecord.class_session_id, AttendanceRecord.status).where(
-                AttendanceRecord.class_session_id.in_(session_ids), AttendanceRecord.student_id.in_(student_ids))):
-            statuses[record.student_id][record.class_session_id] = record.status
-    periods = periods_of(course_id, student_ids) if sessions else {}
-    points = {PRESENT: policy.points_present, LATE: policy.points_late, ABSENT: policy.points_absent}
-    full = policy.points_present or 1.0
-    grades = {}
-    for student_id in student_ids:
-        grade = Grade(score=None, sessions=len(sessions))
-        values = []
-        for session in sessions:
-            status = statuses[student_id].get(session.id)
-            if status is None:
-                # No record: an absence only if the student was enrolled when it started (not before
-                # they joined, not while they had left the course).
-                if not enrolled_at(periods.get(student_id), session.starts_at):
-                    grade.sessions -= 1
-                    continue
-                status = ABSENT
-            if status == EXCUSED:
-                grade.excused += 1
-                continue
-            setattr(grade, status, getattr(grade, status) + 1)
-            values.append(points.get(status, 0.0) / full)
-        if drop and len(values) > 1:
-            grade.dropped = min(drop, len(values) - 1)
-            values = sorted(values)[grade.dropped:]
-        grade.counted = len(values)
-        if values:
-            grade.score = round(100 * sum(values) / len(values), 2)
-        grades[student_id] = grade
-    return grades
-
-
-# -- the outbox --------------------------------------------------------------------------------
-def course_has_ags(course: Course) -> bool:
-    """Whether grades of this course can reach an LMS line item."""
-    if course.ags_lineitems_url:
-        return True
-    return db.session.scalar(select(ResourceLink.id).where(
-        ResourceLink.course_id == course.id, ResourceLink.ags_lineitem_url.is_not(None)).limit(1)) is not None
-
-
-def queue_grades(course_id: int, student_ids=None, *, connection=None) -> int:
-    """Mark students' grades as changed, in the caller's transaction; None means every active student.
-
-    One INSERT … ON CONFLICT DO UPDATE: the outbox row is created or its version bumped, so concurrent
-    changes never fail on the unique (course, student) row and never lose a bump. Runs on the given
-    connection (the flush hook's) or the session's.
-    """
-    conn = connection if connection is not None else db.session.connection()
-    has_ags = conn.execute(select(Course.id).where(Course.id == course_id, or_(
-        Course.ags_lineitems_url.is_not(None),
-        select(ResourceLink.id).where(ResourceLink.course_id == course_id,
-                                      ResourceLink.ags_lineitem_url.is_not(None)).exists()))).first()
-    if has_ags is None:
-        return 0
-    if student_ids is None:
-        student_ids = conn.execute(select(Enrollment.user_id).where(
-            Enrollment.course_id == course_id, Enrollment.role == "student", Enrollment.active.is_(True))).scalars().all()
-    student_ids = list(dict.fromkeys(student_ids))
-    if not student_ids:
-        return 0
-    now = clock.now()
-    table = GradeDelivery.__table__
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(table).on_conflict_do_update(
-        index_elements=["course_id", "student_id"],
-        set_={"version": table.c.version + 1, "state": "pending", "next_attempt_at": now, "attempts": 0,
-              "updated_at": now})
-    for start in range(0, len(student_ids), 500):
-        conn.execute(statement, [{"course_id": course_id, "student_id": student_id, "version": 1,
-                                  "delivered_version": 0, "state": "pending", "attempts": 0, "next_attempt_at": now,
-                                  "updated_at": now} for student_id in student_ids[start:start + 500]])
-    return len(student_ids)
-
-
-# -- what moves a grade ------------------------------------------------------------------------
-# Every ORM change below queues the grades it moves, in the flush that writes it: no endpoint has to
-# remember. The few Core statements on attendance records (the check-in hot path, racing inserts)
-# call `records_changed` themselves.
-GRADE_POLICY_FIELDS = ("points_present", "points_late", "points_absent", "drop_lowest", "denominator")
-EVERYONE = None
-
-
-def _changed(obj, *names: str) -> bool:
-    state = inspect(obj)
-    return any(state.attrs[name].history.has_changes() for name in names)
-
-
-def _moved_by(session) -> tuple[dict, set]:
-    """(course id -> student ids or EVERYONE, class session ids whose course is still to find) of a flush."""
-    moved: dict[int, set | None] = {}
-    record_sessions: dict[int, set] = defaultdict(set)
-    scheduled_sessions: set[int] = set()
-    for obj in session.new | session.dirty | session.deleted:
-        if isinstance(obj, AttendanceRecord):
-            if obj in session.dirty and not _changed(obj, "status"):
-                continue
-            record_sessions[obj.class_session_id].add(obj.student_id)
-        elif isinstance(obj, ClassSession):
-            if obj in session.deleted or (obj in session.dirty and _changed(obj, "closed_at", "starts_at")):
-                moved[obj.course_id] = EVERYONE  # its records go with it; closing or moving it changes who counts
-            elif obj in session.new:  # a new session counts at once when every scheduled session does
-                scheduled_sessions.add(obj.course_id)
-        elif isinstance(obj, CoursePolicy):
-            if obj in session.new or obj in session.deleted or _changed(obj, *GRADE_POLICY_FIELDS):
-                moved[obj.course_id] = EVERYONE
-    return moved, (record_sessions, scheduled_sessions)
-
-
-@event.listens_for(Session, "after_flush")
-def _queue_moved_grades(session, _context) -> None:
-    """Queue the grades this flush moved, on the flush's own connection (same transaction)."""
-    moved, (record_sessions, scheduled_courses) = _moved_by(session)
-    if not (moved or record_sessions or scheduled_courses):
-        return
-    conn = session.connection()
-    if record_sessions:
-        for session_id, course_id in conn.execute(select(ClassSession.id, ClassSession.course_id).where(
-                ClassSession.id.in_(list(record_sessions)))):
-            if course_id in moved and moved[course_id] is EVERYONE:
-                continue
-            moved.setdefault(course_id, set()).update(record_sessions[session_id])
-    for course_id in scheduled_courses - {c for c, who in moved.items() if who is EVERYONE}:
-        denominator = conn.execute(select(CoursePolicy.denominator).where(CoursePolicy.course_id == course_id)).scalar()
-        if denominator == "scheduled":
-            moved[course_id] = EVERYONE
-    for course_id, who in moved.items():
-        queue_grades(course_id, None if who is EVERYONE else sorted(who), connection=conn)
-
-
-def records_changed(course_id: int, student_ids: list[int]) -> None:
-    """Queue the grades moved by attendance records written with Core statements (no flush hook sees them)."""
-    queue_grades(course_id, student_ids)
-
-
-# -- delivering --------------------------------------------------------------------------------
-def service_client(registration: Registration) -> ServiceClient:
-    """Build a client for the registration's AGS and NRPS, confined to the platform's own hosts."""
-    app = current_app
-    # The issuer's and token endpoint's hosts, and those the registration lists: Canvas Cloud's
-    # issuer is canvas.instructure.com while its services live on the school's host.
-    listed = getattr(registration, "service_hosts", None) or []
-    hosts = {url_host(registration.issuer), url_host(registration.auth_token_url)}
-    hosts.update((url_host(h) if "://" in h else h.strip().lower()) for h in listed if isinstance(h, str))
-    return ServiceClient(
-        PlatformAccount(registration.issuer, registration.client_id, registration.auth_token_url,
-                        registration.auth_audience, frozenset(hosts - {""})),
-        app.extensions["lti_keys"], app.extensions["lti_token_cache"], app.extensions["lti_outbound"])
-
-
 def _claim(limit: int) -> list[tuple[int, int]]:
     """Lease due rows to this worker: (row id, version). PostgreSQL skips rows another worker holds."""
     now = clock.now()
     lease = now + timedelta(seconds=current_app.config["GRADE_CLAIM_SECONDS"])
     query = (select(GradeDelivery.id)
-             .where(GradeDelivery.state == "pending", GradeDelivery.next_attempt_at <= now,
+             .where(GradeDelivery.state == DeliveryState.PENDING, GradeDelivery.next_attempt_at <= now,
                     or_(GradeDelivery.claimed_until.is_(None), GradeDelivery.claimed_until < now))
              .order_by(GradeDelivery.next_attempt_at).limit(limit))
     if db.engine.dialect.name == "postgresql":
@@ -416,7 +221,7 @@ def _await_renewing(future, pending: list[GradeDelivery], renewed_at: float):
             continue
 
 
-def _deliver_course(course: Course, rows: list[GradeDelivery], versions: dict[int, int]) -> None:
+def _deliver_course(course: Course, rows: list[GradeDelivery], versions: dict[int, int]) -> None:  # noqa: C901 - one course's delivery is one story: resolve, post, retry missing, record
     registration = db.session.get(Registration, course.registration_id)
     client = service_client(registration)
     try:
@@ -466,7 +271,7 @@ def _deliver_course(course: Course, rows: list[GradeDelivery], versions: dict[in
             _failed(row, error, "score", versions[row.id])
         else:
             row.delivered_version = versions[row.id]
-            row.state = _unless_changed(versions[row.id], "delivered")
+            row.state = _unless_changed(versions[row.id], DeliveryState.DELIVERED)
             row.attempts, row.last_error, row.last_status = 0, None, 200
             row.last_score, row.last_comment = grade.score, grade.comment
             row.delivered_at = clock.now()
@@ -525,7 +330,7 @@ def _unless_changed(claimed_version: int, state: str):
 
     Evaluated by the database in the UPDATE, so a concurrent `queue_grades` is never overwritten.
     """
-    return case((GradeDelivery.version == claimed_version, state), else_="pending")
+    return case((GradeDelivery.version == claimed_version, state), else_=DeliveryState.PENDING)
 
 
 def _failed(row: GradeDelivery, exc: ServiceError, stage: str, claimed_version: int) -> None:
@@ -537,18 +342,18 @@ def _failed(row: GradeDelivery, exc: ServiceError, stage: str, claimed_version: 
     row.claimed_until = None
     if exc.transient:
         row.attempts += 1
-        row.state = "pending"
+        row.state = DeliveryState.PENDING
         row.next_attempt_at = clock.now() + timedelta(seconds=_backoff(row.attempts, exc.retry_after))
     else:
-        row.state = _unless_changed(claimed_version, "failed")  # a 4xx that will not heal: shown, retried on demand
+        row.state = _unless_changed(claimed_version, DeliveryState.FAILED)  # a 4xx that will not heal: shown, retried on demand
 
 
 def retry_failed(course_id: int, student_id: int | None = None) -> int:
     """Put failed deliveries back in the queue, now."""
-    query = update(GradeDelivery).where(GradeDelivery.course_id == course_id, GradeDelivery.state == "failed")
+    query = update(GradeDelivery).where(GradeDelivery.course_id == course_id, GradeDelivery.state == DeliveryState.FAILED)
     if student_id is not None:
         query = query.where(GradeDelivery.student_id == student_id)
-    count = db.session.execute(query.values(state="pending", attempts=0, next_attempt_at=clock.now())).rowcount
+    count = db.session.execute(query.values(state=DeliveryState.PENDING, attempts=0, next_attempt_at=clock.now())).rowcount
     db.session.commit()
     return count
 

@@ -14,14 +14,14 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, current_app, jsonify
 from marshmallow import Schema, fields
 
-from attendance import schemas as inputs
 from attendance.codes import ALPHABET, LENGTH
-from attendance.models import STATUSES
+from attendance.models import STATUSES, Source
+from attendance.web import schemas as inputs
+from lti.roles import ADMIN, STUDENT, TEACHER
 
 bp = Blueprint("openapi", __name__)
 
 CACHE_KEY = "attendance_openapi"
-TEACHER, STUDENT, ADMIN = "teacher", "student", "admin"
 JSON, FORM, MULTIPART = "application/json", "application/x-www-form-urlencoded", "multipart/form-data"
 DOCUMENT_TYPES = ("application/pdf", "image/png", "image/jpeg")
 
@@ -73,7 +73,7 @@ LEVEL = {"type": "string", "enum": ["low", "medium", "high"]}
 LOCATION_FLAG = {"type": "string", "enum": ["inside", "outside", "missing", "inaccurate", "no_geofence"],
                  "description": "inside/outside the classroom circle, no position (missing), poor accuracy "
                                 "(inaccurate), or a session without geofence (no_geofence)"}
-SOURCE = {"type": "string", "enum": ["checkin", "teacher", "close", "justification"],
+SOURCE = {"type": "string", "enum": [s.value for s in Source],
           "description": "how the record came to be: a check-in, a teacher's mark, closing, an approved justification"}
 
 

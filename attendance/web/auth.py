@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from functools import wraps
 
 from flask import current_app, g, request, session
@@ -11,37 +10,16 @@ from flask_wtf.csrf import validate_csrf
 from wtforms.validators import ValidationError
 
 from attendance.errors import ApiError
+from attendance.models import Enrollment
+from attendance.principal import Principal
 from extensions import db
 from lti.exceptions import LaunchTokenError
-from attendance.models import Enrollment
 from lti.models import Deployment, Registration
 from lti.roles import TEACHER
 from lti.tokens import read_launch_token
 
 SESSION_KEY = "launch"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The caller of a request, as bound by their launch."""
-
-    registration_id: int
-    deployment_pk: int
-    user_id: int
-    course_id: int | None
-    role: str
-    is_admin: bool
-    via: str  # "token" or "session"
-    expires_at: float | None = None  # Unix time the launch token or session stops working
-
-    @classmethod
-    def from_claims(cls, claims: dict, via: str) -> "Principal":
-        """Build the principal of verified launch claims (with `issued_at`, as the token reader returns them)."""
-        issued = claims.get("issued_at")
-        expires = float(issued) + current_app.config["LAUNCH_TOKEN_TTL"] if isinstance(issued, (int, float)) else None
-        return cls(claims["registration"], claims["deployment"], claims["user"], claims.get("course"),
-                   claims["role"], bool(claims.get("admin")), via, expires)
 
 
 class ActiveCache:

@@ -11,14 +11,14 @@ from sqlalchemy import insert, select, update
 
 from attendance import clock
 from attendance.enrolment import record_membership
-from attendance.grades import service_client
+from attendance.lms.client import service_client
 from attendance.models import Course, Enrollment, User
 from extensions import db
 from lti.constants import Scope
 from lti.models import Registration
 from lti.roles import STUDENT, map_roles
-from lti.store import get_store
 from lti.services import ServiceError
+from lti.store import get_store
 
 log = logging.getLogger(__name__)
 NRPS_SCOPES = (Scope.NRPS.value,)
@@ -41,7 +41,7 @@ def _member_name(member: dict) -> str:
     return text("name") or " ".join(p for p in (text("given_name"), text("family_name")) if p)
 
 
-def sync_roster(course: Course) -> RosterResult:
+def sync_roster(course: Course) -> RosterResult:  # noqa: C901 - the bulk upsert of users, enrollments and periods stays in one transaction
     """Read every page of the course's memberships and bring users and enrollments in line with it."""
     if not course.nrps_url:
         raise ServiceError("This course has no roster service (the LMS did not grant NRPS).", 400)

@@ -1,0 +1,1 @@
+"""Talking to the LMS: the grade outbox and worker, the roster, the service client."""
