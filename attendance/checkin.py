@@ -77,7 +77,7 @@ CHECKIN_POLICY_COLUMNS = ("present_minutes", "late_minutes", "code_rotation_seco
 
 @functools.cache
 def _checkin_query(one_session: bool):
-    """The hot path's SELECT, built once: open sessions of the course with their policy, the student's
+    """Build the hot path's SELECT once: open sessions of the course with their policy, the student's
     active enrollment and name, and how many other students share the device or the address."""
     peer_device, peer_ip = aliased(AttendanceRecord), aliased(AttendanceRecord)
     same_device = select(func.count()).where(

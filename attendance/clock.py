@@ -3,4 +3,5 @@ from datetime import datetime, timezone
 
 
 def now() -> datetime:
+    """Return the current time, timezone-aware in UTC."""
     return datetime.now(timezone.utc)

@@ -25,22 +25,23 @@ class IssuedCode:
 
 
 def new_secret() -> str:
-    """A fresh per-session secret."""
+    """Return a fresh per-session secret."""
     return secrets.token_hex(32)
 
 
 def period_of(moment: datetime, rotation: int) -> int:
+    """Return the number of the rotation period that holds a moment."""
     return int((moment - EPOCH).total_seconds() // rotation)
 
 
 def code_for(secret: str, period: int) -> str:
-    """The code of one period."""
+    """Derive the code of one period."""
     digest = hmac.new(bytes.fromhex(secret), period.to_bytes(8, "big"), hashlib.sha256).digest()
     return "".join(ALPHABET[b % len(ALPHABET)] for b in digest[:LENGTH])  # 256 % 32 == 0: unbiased
 
 
 def current_code(secret: str, moment: datetime, rotation: int) -> IssuedCode:
-    """The code shown at moment, and when it rotates out."""
+    """Return the code shown at moment, and when it rotates out."""
     period = period_of(moment, rotation)
     return IssuedCode(code_for(secret, period), period, EPOCH + timedelta(seconds=(period + 1) * rotation))
 

@@ -33,6 +33,7 @@ class Grade:
 
     @property
     def comment(self) -> str:
+        """The grade explained in one sentence, as the LMS shows it."""
         if self.counted == 0:
             return "No attendance counted yet."
         attended = self.present + self.late
@@ -46,6 +47,7 @@ class Grade:
         return ", ".join(parts)
 
     def as_json(self) -> dict:
+        """Return the grade and its counts as a JSON-ready dict."""
         return {"score": self.score, "comment": self.comment, "counted": self.counted, "present": self.present,
                 "late": self.late, "excused": self.excused, "absent": self.absent, "dropped": self.dropped,
                 "sessions": self.sessions}

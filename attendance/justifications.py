@@ -38,7 +38,7 @@ SIGNATURES = (  # (magic bytes, media type, extension)
 
 
 def sniff(head: bytes) -> tuple[str, str] | None:
-    """The (media type, extension) the first bytes prove, or None."""
+    """Return the (media type, extension) the first bytes prove, or None."""
     for magic, media_type, ext in SIGNATURES:
         if head.startswith(magic):
             return media_type, ext
@@ -46,7 +46,7 @@ def sniff(head: bytes) -> tuple[str, str] | None:
 
 
 def clean_name(name: str | None) -> str:
-    """A display name for the student's file: no path, no control characters."""
+    """Make a display name for the student's file: no path, no control characters."""
     base = re.split(r"[\\/]", name or "")[-1]
     base = re.sub(r"[\x00-\x1f\x7f]", "", base).strip().lstrip(".")
     return base[:200] or "document"
@@ -75,7 +75,7 @@ def store_document(upload: FileStorage) -> tuple[str, str, str, int]:
 
 def submit_justification(principal: Principal, class_session_id: int, reason: str,
                          upload: FileStorage | None) -> Justification:
-    """A student explains an absence (past or coming) of a session of their course."""
+    """Record a student's explanation of an absence (past or coming) from a session of their course."""
     session = scoped_session(principal, class_session_id)
     attended = db.session.scalar(select(AttendanceRecord.status).where(
         AttendanceRecord.class_session_id == session.id, AttendanceRecord.student_id == principal.user_id))
@@ -102,6 +102,7 @@ def submit_justification(principal: Principal, class_session_id: int, reason: st
 
 
 def scoped_justification(principal: Principal, justification_id: int) -> Justification:
+    """Return a justification of the caller's course (a student's own only), or answer 404."""
     row = db.session.scalar(select(Justification).join(ClassSession).where(
         Justification.id == justification_id, ClassSession.course_id == principal.course_id))
     if row is None or (principal.role == STUDENT and row.student_id != principal.user_id):
@@ -110,6 +111,7 @@ def scoped_justification(principal: Principal, justification_id: int) -> Justifi
 
 
 def list_justifications(principal: Principal, class_session_id: int | None) -> list[Justification]:
+    """List the course's justifications, a student's own only, optionally of one class session."""
     query = select(Justification).join(ClassSession).where(ClassSession.course_id == principal.course_id)
     if class_session_id is not None:
         query = query.where(Justification.class_session_id == scoped_session(principal, class_session_id).id)
@@ -157,4 +159,5 @@ def review_justification(principal: Principal, justification_id: int, decision: 
 
 
 def document_path(row: Justification) -> Path:
+    """Return where a justification's uploaded document is stored."""
     return Path(current_app.config["UPLOAD_DIR"]) / row.document_path

@@ -49,6 +49,7 @@ class User(db.Model):
 
     @property
     def display_name(self) -> str:
+        """The name to show: the LMS name, else the email, else the LMS user id."""
         return display_name(self.name, self.email, self.sub)
 
 
@@ -77,6 +78,7 @@ class Course(db.Model):
 
     @property
     def display_title(self) -> str:
+        """The title to show: the LMS title, else its label, else the context id."""
         return self.title or self.label or f"Course {self.context_id}"
 
 

@@ -40,6 +40,7 @@ class Policy:
 
 
 def policy_for(course_id: int) -> Policy:
+    """Return a course's policy, site defaults filling what it leaves unset."""
     return Policy.of(db.session.get(CoursePolicy, course_id))
 
 
@@ -51,7 +52,7 @@ def window_errors(present_minutes: int, late_minutes: int, *, late_field: str = 
 
 
 def checked_policy(course_id: int, changes: dict) -> Policy:
-    """The course's policy with changes applied, checked as a whole; 422 naming the fields that clash.
+    """Apply changes to the course's policy and check it as a whole; 422 naming the fields that clash.
 
     One validator for every way a policy changes (course settings, grade policy): a field is judged
     with the others as they will be, not only with those sent alongside it.

@@ -49,6 +49,7 @@ class LocalBroker:
         self._lock = threading.Lock()
 
     def subscribe(self, *channels: str) -> Subscription:
+        """Open a subscription to messages on the given channels."""
         sub = Subscription(channels)
         with self._lock:
             for channel in channels:
@@ -56,6 +57,7 @@ class LocalBroker:
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
+        """Close a subscription; channels without subscribers are forgotten."""
         with self._lock:
             for channel in sub.channels:
                 self._subscribers[channel].discard(sub)
@@ -63,6 +65,7 @@ class LocalBroker:
                     del self._subscribers[channel]
 
     def deliver(self, channel: str, message: dict) -> None:
+        """Queue a message for this process's subscribers of a channel (and of its student-wide alias)."""
         alias = own_records_alias(channel)
         with self._lock:
             targets = set(self._subscribers.get(channel, ()))
@@ -75,9 +78,11 @@ class LocalBroker:
                 log.warning("dropping a message for a stalled socket on %s", channel)
 
     def publish(self, channel: str, message: dict) -> None:
+        """Send a message to a channel's subscribers."""
         self.deliver(channel, message)
 
     def publish_many(self, messages: list[tuple[str, dict]]) -> None:
+        """Send several (channel, message) pairs."""
         for channel, message in messages:
             self.publish(channel, message)
 
@@ -96,15 +101,18 @@ class RedisBroker(LocalBroker):
         self._start_lock = threading.Lock()
 
     def publish(self, channel: str, message: dict) -> None:
+        """Publish a message on a channel through Redis, to every process."""
         self.redis.publish(self.prefix + channel, json.dumps(message))
 
     def publish_many(self, messages: list[tuple[str, dict]]) -> None:
+        """Publish several (channel, message) pairs in one Redis round trip."""
         pipe = self.redis.pipeline(transaction=False)  # one round trip for all of them
         for channel, message in messages:
             pipe.publish(self.prefix + channel, json.dumps(message))
         pipe.execute()
 
     def subscribe(self, *channels: str) -> Subscription:
+        """Open a subscription, starting this process's Redis listener if needed."""
         self._ensure_listener()
         return super().subscribe(*channels)
 
@@ -131,27 +139,31 @@ class RedisBroker(LocalBroker):
 
 
 def make_broker(redis_url: str | None, prefix: str) -> LocalBroker:
+    """Build the Redis broker when a Redis URL is set, else the in-process one."""
     return RedisBroker(redis_url, prefix) if redis_url else LocalBroker()
 
 
 def broker() -> LocalBroker:
+    """Return the application's broker."""
     return current_app.extensions["attendance_broker"]
 
 
 def session_channel(class_session_id: int) -> str:
+    """Name the channel of one class session's changes, for its teachers."""
     return f"session:{class_session_id}"
 
 
 def student_channel(class_session_id: int, student_id: int) -> str:
+    """Name the channel of one student's changes in one class session."""
     return f"session:{class_session_id}:student:{student_id}"
 
 
 def own_records_channel(student_id: int) -> str:
-    """The channel of every change to one student's records, whatever the session."""
+    """Name the channel of every change to one student's records, whatever the session."""
     return f"student:{student_id}"
 
 
 def own_records_alias(channel: str) -> str | None:
-    """The student-wide channel a per-session student channel also reaches, or None."""
+    """Return the student-wide channel a per-session student channel also reaches, or None."""
     head, sep, student = channel.rpartition(":student:")
     return own_records_channel(int(student)) if sep and head.startswith("session:") and student.isdigit() else None

@@ -30,6 +30,7 @@ from lti.services import ServiceError
 
 
 def scoped_record(principal: Principal, attendance_id: int) -> AttendanceRecord:
+    """Return an attendance record of the caller's course, or answer 404."""
     record = db.session.scalar(
         select(AttendanceRecord).join(ClassSession).where(
             AttendanceRecord.id == attendance_id, ClassSession.course_id == principal.course_id))
@@ -147,6 +148,7 @@ def close_session(principal: Principal, class_session_id: int) -> tuple[ClassSes
 
 
 def session_submissions(principal: Principal, class_session_id: int) -> list[AttendanceRecord]:
+    """List a class session's records, submitted ones first in submission order."""
     session = scoped_session(principal, class_session_id)
     return db.session.scalars(
         select(AttendanceRecord).where(AttendanceRecord.class_session_id == session.id)

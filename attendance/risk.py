@@ -52,6 +52,7 @@ def _metres(value: float | None) -> str:
 
 
 def level_of(score: int) -> str:
+    """Map a risk score to its level: low, medium or high."""
     return "high" if score >= 60 else "medium" if score >= 30 else "low"
 
 

@@ -31,7 +31,7 @@ SOON = timedelta(minutes=15)
 
 
 def zone(course: Course) -> ZoneInfo:
-    """The course's timezone (one definition: sessions.zone_of)."""
+    """Return the course's timezone (one definition: sessions.zone_of)."""
     return zone_of(course)
 
 
@@ -95,7 +95,7 @@ def classes(principal: Principal, scope: str) -> list[dict]:
 
 
 def history(principal: Principal, course_id: int | None, start: date | None, end: date | None) -> tuple[list, list]:
-    """The student's records (newest first) and a summary per course."""
+    """Return the student's records (newest first) and a summary per course."""
     courses = {c.id: c for c in _student_courses(principal)}
     if course_id is not None and course_id not in courses:
         raise ApiError("not_found", "No such course among yours.", 404)

@@ -1,7 +1,8 @@
-"""The one place that talks to pylti1p3: OIDC login initiation and id_token validation.
+"""The one place that validates LTI 1.3 logins and launches: OIDC login initiation and id_token checks.
 
-pylti1p3 parses the id_token, runs its message validators and builds registrations and deep
-linking objects. On top of it we close its known gaps:
+Our own small classes do the work, by composition: PyJWT parses and verifies the id_token, and
+pylti1p3's public message validators (`get_validators()`) check each message type's claims. No
+pylti1p3 object is subclassed or reached into. The checks, in order:
 
 * state and nonce live in the shared expiring store, bound together; the state is consumed
   exactly once (atomic pop) and a nonce is remembered as used, so a replayed id_token fails;
@@ -11,10 +12,13 @@ linking objects. On top of it we close its known gaps:
 * `alg` must be one the registration declares (RS256 by default), never `none` or HS*;
 * platform key sets are cached and refetched once, rate-limited, when a kid is unknown;
 * unknown issuer / client id / deployment are typed errors (4xx), never a bare Exception;
-* a new deployment id of a known, active registration is onboarded on first launch.
+* a new deployment id of a known, active registration is onboarded on first launch;
+* the message itself: type, version, roles, object claims, id lengths, an http(s) deep linking
+  return URL, then pylti1p3's validators for the message type.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import secrets
@@ -24,7 +28,6 @@ from urllib.parse import urlencode, urlsplit
 
 import jwt
 from flask import current_app
-from pylti1p3.contrib.flask import FlaskMessageLaunch, FlaskOIDCLogin, FlaskRequest
 from pylti1p3.exception import LtiException
 from pylti1p3.message_validators import get_validators
 
@@ -41,7 +44,7 @@ from lti.launch import Launch
 from lti.models import Deployment, Registration
 from lti.ratelimit import count_pending_state
 from lti.store import get_store
-from lti.tool_config import DatabaseToolConf, find_deployment, find_registration
+from lti.tool_config import find_deployment, find_registration
 
 STATE_PREFIX = "lti_state:"
 NONCE_PREFIX = "lti_nonce_used:"
@@ -79,10 +82,6 @@ class PendingStorageCheck:
     storage_origin: str
 
 
-def _tool_conf() -> DatabaseToolConf:
-    return DatabaseToolConf(current_app.extensions["lti_keys"])
-
-
 def _origin(url: str) -> str:
     try:
         parts = urlsplit(url)
@@ -92,22 +91,34 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def _b64url_json(segment: str):
+    """Decode one base64url JWT segment as JSON (padding optional, as the platforms send it)."""
+    padded = segment + "=" * (-len(segment) % 4)
+    return json.loads(base64.b64decode(padded.translate(str.maketrans("-_", "+/"))).decode("utf-8"))
+
+
 def state_cookie_name(state: str) -> str:
-    """Name of the cookie that binds one login's state to the browser."""
+    """Name the cookie that binds one login's state to the browser."""
     return STATE_COOKIE_PREFIX + hashlib.sha256(state.encode()).hexdigest()[:16]
 
 
-class ToolOIDCLogin(FlaskOIDCLogin):
-    """pylti1p3's login, with registration lookup and state/nonce storage of our own."""
+def find_registration_any(issuer: str) -> bool:
+    """Tell whether any active registration has this issuer."""
+    return db.session.scalar(
+        db.select(Registration.id).where(Registration.issuer == issuer, Registration.active.is_(True)).limit(1)
+    ) is not None
+
+
+class OIDCLogin:
+    """An OIDC third-party login initiation: registration lookup, then state and nonce in the shared store."""
 
     def __init__(self, params: dict, launch_url: str, tool_origins: set[str]):
-        super().__init__(FlaskRequest(request_data=params or {"_": ""}), _tool_conf())
         self.params = params
         self.launch_url = launch_url
         self.tool_origins = tool_origins
-        self.registration_row: Registration | None = None
 
-    def validate_oidc_login(self):
+    def find_registration(self) -> Registration:
+        """Check the login parameters and return the registration they name."""
         iss = (self.params.get("iss") or "").strip()
         if not iss:
             raise LoginError('The login request has no "iss" (issuer).')
@@ -124,13 +135,11 @@ class ToolOIDCLogin(FlaskOIDCLogin):
                     "Several registrations share this issuer; the platform must send client_id."
                 )
             raise UnknownPlatform("This platform (issuer and client id) is not registered with the tool.")
-        self.registration_row = row
-        return self._tool_config.to_pylti(row)
+        return row
 
     def start(self) -> LoginResult:
         """Validate the login request, store state+nonce, and build the platform's auth URL."""
-        self._registration = self.validate_oidc_login()
-        row = self.registration_row
+        row = self.find_registration()
         state = secrets.token_urlsafe(32)
         nonce = secrets.token_urlsafe(32)
         storage_target = (self.params.get("lti_storage_target") or "").strip() or None
@@ -166,19 +175,14 @@ class ToolOIDCLogin(FlaskOIDCLogin):
                            storage_secret)
 
 
-def find_registration_any(issuer: str) -> bool:
-    return db.session.scalar(
-        db.select(Registration.id).where(Registration.issuer == issuer, Registration.active.is_(True)).limit(1)
-    ) is not None
-
-
-class ToolMessageLaunch(FlaskMessageLaunch):
-    """pylti1p3's message launch with the stricter checks listed in this module's docstring."""
+class LaunchValidator:
+    """The id_token checks listed in this module's docstring, as a chain of small named steps."""
 
     def __init__(self, form: dict, cookies: dict):
-        super().__init__(FlaskRequest(request_data=form or {"_": ""}, cookies=cookies), _tool_conf())
         self.form = form
         self.cookies = cookies
+        self.header: dict = {}
+        self.claims: dict = {}  # unverified until check_signature_and_claims replaces them with PyJWT's
         self.state_record: dict | None = None
         self.registration_row: Registration | None = None
         self.deployment_row: Deployment | None = None
@@ -187,11 +191,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
     # -- the chain -------------------------------------------------------------------------
     def run(self) -> Launch | PendingStorageCheck:
         """Validate everything; answer a Launch, or ask the page to confirm platform storage."""
-        self._validated = True
-        try:
-            self.validate_jwt_format()
-        except LtiException as exc:
-            raise LaunchError(f"The id_token is not a JWT: {exc}") from exc
+        self.parse_token()
         self.check_header()
         pending = self.check_state()
         self.check_registration()
@@ -209,26 +209,39 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             issuer=self.registration_row.issuer,
             client_id=self.registration_row.client_id,
             deployment_id=self.deployment_row.deployment_id,
-            claims=dict(self._jwt["body"]),
+            claims=dict(self.claims),
         )
 
-    def _get_id_token(self) -> str:
+    def id_token(self) -> str:
+        """Return the posted id_token, refusing a launch without one."""
         token = self.form.get("id_token")
         if not token:
             raise LaunchError('The launch has no "id_token".')
         return token
 
+    def parse_token(self) -> None:
+        """Split the id_token and decode its header and body, unverified, for the checks that pick the key."""
+        parts = self.id_token().split(".")
+        if len(parts) != 3:
+            raise LaunchError("The id_token is not a JWT: Invalid id_token, JWT must contain 3 parts")
+        try:
+            self.header = _b64url_json(parts[0])
+            self.claims = _b64url_json(parts[1])
+        except Exception as exc:  # any undecodable segment (base64, UTF-8 or JSON) is the same refusal
+            raise LaunchError("The id_token is not a JWT: Invalid JWT format, can't be decoded") from exc
+
     def check_header(self) -> None:
-        header = self._jwt.get("header")
-        if not isinstance(header, dict) or not isinstance(self._jwt.get("body"), dict):
+        """Require JSON objects, an accepted asymmetric algorithm and a kid."""
+        if not isinstance(self.header, dict) or not isinstance(self.claims, dict):
             raise LaunchError("The id_token header or body is not a JSON object.")
-        alg = header.get("alg")
+        alg = self.header.get("alg")
         if not isinstance(alg, str) or alg not in ALLOWED_ALGS:
             raise TokenError(f'The id_token algorithm "{alg}" is not accepted; use RS256.')
-        if not header.get("kid"):
+        if not self.header.get("kid"):
             raise TokenError('The id_token header has no "kid".')
 
     def check_state(self) -> PendingStorageCheck | None:
+        """Find the login's state and require it bound to this browser (cookie or platform storage)."""
         state = self.form.get("state")
         if not state:
             raise StateError('The launch has no "state".')
@@ -256,14 +269,14 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         )
 
     def get_client_id(self) -> str:
+        """Return our client id from `aud`, using `azp` when there are several audiences."""
         if self.client_id is None:
-            body = self._jwt["body"]
-            aud = body.get("aud")
+            aud = self.claims.get("aud")
             auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
             auds = [a for a in auds if isinstance(a, str) and a]
             if not auds:
                 raise TokenError('The id_token has no "aud".')
-            azp = body.get("azp")
+            azp = self.claims.get("azp")
             if azp is not None:
                 if azp not in auds:
                     raise TokenError('The id_token "azp" is not one of its audiences.')
@@ -275,7 +288,8 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         return self.client_id
 
     def check_registration(self) -> None:
-        iss = self._jwt["body"].get("iss")
+        """Require an active registration for (iss, client id), the one the login started with."""
+        iss = self.claims.get("iss")
         if not isinstance(iss, str) or not iss:
             raise TokenError('The id_token has no "iss".')
         row = find_registration(iss, self.get_client_id())
@@ -284,20 +298,20 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         if row.id != self.state_record.get("registration_id"):
             raise StateError("The launch comes from another platform than the login it answers.")
         self.registration_row = row
-        self._registration = self._tool_config.to_pylti(row)
 
     def check_signature_and_claims(self) -> None:
+        """Verify the signature with the platform's key and the time, issuer and audience claims."""
         row = self.registration_row
-        header = self._jwt["header"]
-        if header["alg"] not in (row.id_token_algs or ["RS256"]):
-            raise TokenError(f'This platform is registered to sign with {", ".join(row.id_token_algs)}, not {header["alg"]}.')
-        key = current_app.extensions["lti_platform_keys"].key_for(row.key_set_url, header["kid"], header["alg"])
+        alg, kid = self.header["alg"], self.header["kid"]
+        if alg not in (row.id_token_algs or ["RS256"]):
+            raise TokenError(f'This platform is registered to sign with {", ".join(row.id_token_algs)}, not {alg}.')
+        key = current_app.extensions["lti_platform_keys"].key_for(row.key_set_url, kid, alg)
         cfg = current_app.config
         try:
             claims = jwt.decode(
-                self._get_id_token(),
+                self.id_token(),
                 key=key,
-                algorithms=[header["alg"]],
+                algorithms=[alg],
                 audience=self.client_id,
                 issuer=row.issuer,
                 leeway=cfg["LTI_CLOCK_LEEWAY"],
@@ -311,23 +325,26 @@ class ToolMessageLaunch(FlaskMessageLaunch):
                 raise TokenError(f'The id_token "{name}" must be a number of seconds.')
         if time.time() - claims["iat"] > cfg["LTI_MAX_TOKEN_AGE"] + cfg["LTI_CLOCK_LEEWAY"]:
             raise TokenError("The id_token is too old; launch the tool again.")
-        self._jwt["body"] = claims
+        self.claims = claims
 
     def check_nonce(self) -> None:
-        nonce = self._jwt["body"].get("nonce")
+        """Require the nonce of the login this launch answers."""
+        nonce = self.claims.get("nonce")
         if not isinstance(nonce, str) or nonce != self.state_record["nonce"]:
             raise StateError("The id_token nonce does not match the login that started this launch.")
 
     def consume_state(self) -> None:
+        """Use the state once and remember the nonce, so neither the login nor the id_token can be replayed."""
         store, cfg = get_store(), current_app.config
         if store.pop(STATE_PREFIX + self.form["state"]) is None:
             raise StateError("The launch state was already used.")
         ttl = cfg["LTI_MAX_TOKEN_AGE"] + 2 * cfg["LTI_CLOCK_LEEWAY"] + cfg["LTI_STATE_TTL"]
-        if not store.add(NONCE_PREFIX + self._jwt["body"]["nonce"], "1", ttl):
+        if not store.add(NONCE_PREFIX + self.claims["nonce"], "1", ttl):
             raise StateError("This id_token was already used.")
 
     def check_deployment(self) -> None:
-        deployment_id = self._jwt["body"].get(Claim.DEPLOYMENT_ID)
+        """Require a known, active deployment, onboarding a new one when the registration allows it."""
+        deployment_id = self.claims.get(Claim.DEPLOYMENT_ID)
         if not isinstance(deployment_id, str) or not deployment_id:
             raise LaunchError("The id_token has no deployment_id.")
         if len(deployment_id) > MAX_ID_LENGTH:
@@ -344,7 +361,8 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         self.deployment_row = row
 
     def check_message(self) -> None:  # noqa: C901 - the certification's message checks, listed in order
-        body = self._jwt["body"]
+        """Check the message type, version, roles, claim shapes and id lengths, then pylti1p3's validators."""
+        body = self.claims
         message_type = body.get(Claim.MESSAGE_TYPE)
         if not message_type:
             raise LaunchError("The id_token has no message_type.")
@@ -379,9 +397,9 @@ class ToolMessageLaunch(FlaskMessageLaunch):
 
 def start_login(params: dict, launch_url: str, tool_origins: set[str]) -> LoginResult:
     """Handle an OIDC third-party login initiation."""
-    return ToolOIDCLogin(params, launch_url, tool_origins).start()
+    return OIDCLogin(params, launch_url, tool_origins).start()
 
 
 def validate_launch(form: dict, cookies: dict) -> Launch | PendingStorageCheck:
     """Validate an id_token + state posted to the launch URL."""
-    return ToolMessageLaunch(form, cookies).run()
+    return LaunchValidator(form, cookies).run()

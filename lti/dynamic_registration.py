@@ -73,44 +73,56 @@ class ToolDynamicRegistration(DynamicRegistration):
 
     # -- what pylti1p3next asks of a subclass ------------------------------------------------
     def get_initiate_login_uri(self) -> str:
+        """Return the tool's OIDC login URL."""
         return self.tool.login_url
 
     def get_jwks_uri(self) -> str:
+        """Return the URL of the tool's public key set."""
         return self.tool.jwks_url
 
     def get_redirect_uris(self) -> list[str]:
+        """Return the URLs the platform may post id_tokens to."""
         return [self.tool.launch_url]
 
     def get_domain(self) -> str:
         # Moodle refuses a domain that differs from target_link_uri's host (port included).
+        """Return the tool's host (with port), as Moodle compares it."""
         return urlsplit(self.tool.launch_url).netloc
 
     def get_target_link_uri(self) -> str:
+        """Return the tool's launch URL."""
         return self.tool.launch_url
 
     def get_logo_uri(self) -> str:
+        """Return the tool's logo URL."""
         return self.tool.logo_url
 
     def get_claims(self) -> list[str]:
+        """Return the id_token claims the tool asks for."""
         return CLAIMS
 
     def get_openid_configuration_endpoint(self) -> str:
+        """Return the platform's OpenID configuration URL."""
         return self.openid_configuration_url
 
     def get_registration_token(self) -> str | None:
+        """Return the registration access token, if the platform gave one."""
         return self.registration_token
 
     def is_canvas(self) -> bool:
+        """Tell whether the platform is Canvas."""
         return self.platform_config.get("product_family_code") == "canvas" or \
             "canvas" in str(self.openid_configuration.get("issuer", "")).lower()
 
     def get_scopes(self) -> list[str]:
+        """Return the tool's scopes, narrowed to those the platform supports."""
         supported = self.openid_configuration.get("scopes_supported")
         if isinstance(supported, list) and supported:
             return [s for s in self.tool.scopes if s in supported]
         return list(self.tool.scopes)
 
     def get_messages(self) -> list[dict]:
+        """Return the messages the tool accepts, deep linking only where supported."""
         canvas = self.is_canvas()
         resource = {"type": MessageType.RESOURCE_LINK.value, "target_link_uri": self.tool.launch_url,
                     "label": self.tool.name}
@@ -127,6 +139,7 @@ class ToolDynamicRegistration(DynamicRegistration):
         return messages
 
     def lti_registration_data(self) -> dict:
+        """Return the registration request, with Canvas's privacy level on Canvas."""
         data = super().lti_registration_data()
         config = data[TOOL_CONFIGURATION]
         if self.is_canvas():
@@ -141,6 +154,7 @@ class ToolDynamicRegistration(DynamicRegistration):
         return headers
 
     def get_openid_configuration(self) -> dict:
+        """Fetch and check the platform's OpenID configuration."""
         url = self.openid_configuration_url
         try:
             scheme = urlsplit(url).scheme
@@ -228,7 +242,7 @@ class ToolDynamicRegistration(DynamicRegistration):
         return row
 
     def checked_url(self, field: str, url: str) -> str:
-        """A platform URL the tool may store and later call: https, or http to an allowed address."""
+        """Check a platform URL the tool may store and later call: https, or http to an allowed address."""
         try:
             check_platform_url(url, self.allow_networks)
         except OutboundError as exc:
@@ -237,7 +251,7 @@ class ToolDynamicRegistration(DynamicRegistration):
 
 
 def _audience(authorization_server, token_url: str) -> str | None:
-    """The token request audience the platform named, only when it is on the token endpoint's host.
+    """Return the token request audience the platform named, only when it is on the token endpoint's host.
 
     Otherwise a platform could make the tool sign a client assertion valid at someone else's LMS.
     """

@@ -83,5 +83,5 @@ def complete_invite(invite_id: int, registration_id: int) -> None:
 
 
 def invite_url(base_url: str, token: str) -> str:
-    """The URL an LMS admin pastes into the platform's tool URL field."""
+    """Return the URL an LMS admin pastes into the platform's tool URL field."""
     return f"{base_url}/lti/register?invite={token}"

@@ -135,7 +135,7 @@ class KeyRing:
         return [k for k in self._cache[1] if k.retire_at is None or k.retire_at > now]
 
     def current(self) -> ToolKey:
-        """The key that signs."""
+        """Return the key that signs, creating one if there is none."""
         keys = self.keys()
         if not keys or keys[0].retire_at is not None:
             self.ensure()
@@ -143,5 +143,5 @@ class KeyRing:
         return keys[0]
 
     def jwks(self) -> dict:
-        """The public key set: every published key with kid, alg and use."""
+        """Return the public key set: every published key with kid, alg and use."""
         return {"keys": [k.public_jwk for k in self.keys()]}

@@ -69,18 +69,22 @@ class Launch:
 
     @property
     def message_type(self) -> str:
+        """The LTI message type."""
         return _str(self.claims.get(Claim.MESSAGE_TYPE))
 
     @property
     def is_deep_linking(self) -> bool:
+        """Whether this is a deep linking request."""
         return self.message_type == MessageType.DEEP_LINKING
 
     @property
     def sub(self) -> str:
+        """The user's id on the platform."""
         return _str(self.claims.get("sub"))
 
     @property
     def name(self) -> str:
+        """The user's full name, or given and family names joined."""
         full = _str(self.claims.get("name")).strip()
         if full:
             return full
@@ -89,55 +93,68 @@ class Launch:
 
     @property
     def given_name(self) -> str:
+        """The user's given name."""
         return _str(self.claims.get("given_name"))
 
     @property
     def family_name(self) -> str:
+        """The user's family name."""
         return _str(self.claims.get("family_name"))
 
     @property
     def email(self) -> str:
+        """The user's email address."""
         return _str(self.claims.get("email"))
 
     @property
     def picture(self) -> str:
+        """The URL of the user's picture."""
         return _str(self.claims.get("picture"))
 
     @property
     def locale(self) -> str:
+        """The user's locale."""
         return _str(self.claims.get("locale"))
 
     @property
     def roles(self) -> tuple[str, ...]:
+        """The role URIs of the launch."""
         roles = self.claims.get(Claim.ROLES)
         return tuple(r for r in roles if isinstance(r, str)) if isinstance(roles, list) else ()
 
     @property
     def role(self) -> str:
+        """The tool role the LTI roles map to."""
         return map_roles(self.roles).role
 
     @property
     def is_admin(self) -> bool:
+        """Whether the roles include an administrator's."""
         return map_roles(self.roles).is_admin
 
     @property
     def is_teacher(self) -> bool:
+        """Whether the user acts as a teacher."""
         return self.role == TEACHER
 
     @property
     def is_student(self) -> bool:
+        """Whether the user acts as a student."""
         return self.role == STUDENT
 
     @property
     def is_account_admin(self) -> bool:
+        """Whether the user acts as an administrator outside a course role."""
         return self.role == ADMIN
 
     @property
     def is_test_user(self) -> bool:
+        """Whether the platform marks the user as a test user (student view)."""
         return map_roles(self.roles).is_test_user
 
     @property
     def context(self) -> Context | None:
+        """The course the launch comes from, or None."""
         ctx = _dict(self.claims.get(Claim.CONTEXT))
         if not _str(ctx.get("id")):
             return None
@@ -145,6 +162,7 @@ class Launch:
 
     @property
     def resource_link(self) -> ResourceLink | None:
+        """The resource link launched, or None."""
         link = _dict(self.claims.get(Claim.RESOURCE_LINK))
         if not _str(link.get("id")):
             return None
@@ -152,22 +170,27 @@ class Launch:
 
     @property
     def platform_name(self) -> str:
+        """The platform's name."""
         return _str(_dict(self.claims.get(Claim.TOOL_PLATFORM)).get("name"))
 
     @property
     def platform_product(self) -> str:
+        """The platform's product family code (moodle, canvas, ...)."""
         return _str(_dict(self.claims.get(Claim.TOOL_PLATFORM)).get("product_family_code"))
 
     @property
     def custom(self) -> dict:
+        """The custom parameters."""
         return _dict(self.claims.get(Claim.CUSTOM))
 
     @property
     def return_url(self) -> str:
+        """Where the platform expects the user back."""
         return _str(_dict(self.claims.get(Claim.LAUNCH_PRESENTATION)).get("return_url"))
 
     @property
     def ags(self) -> AgsEndpoint | None:
+        """The assignment and grade services endpoint, or None."""
         claim = _dict(self.claims.get(Claim.AGS_ENDPOINT))
         if not claim:
             return None
@@ -180,6 +203,7 @@ class Launch:
 
     @property
     def nrps(self) -> NrpsEndpoint | None:
+        """The names and roles service endpoint, or None."""
         claim = _dict(self.claims.get(Claim.NRPS))
         url = _str(claim.get("context_memberships_url"))
         if not url:
@@ -189,6 +213,7 @@ class Launch:
 
     @property
     def deep_linking_settings(self) -> DeepLinkingSettings | None:
+        """The deep linking settings, or None without a return URL."""
         claim = _dict(self.claims.get(Claim.DL_SETTINGS))
         if not _str(claim.get("deep_link_return_url")):
             return None

@@ -10,6 +10,7 @@ from extensions import UTCDateTime, db
 
 
 def utcnow() -> datetime:
+    """Return the current time, timezone-aware in UTC."""
     return datetime.now(timezone.utc)
 
 

@@ -48,7 +48,7 @@ class LtiRateLimiter:
 
 
 def client_key() -> str:
-    """The client's address as a counter key; an IPv6 client is counted by its /64, which it can fill at will."""
+    """Return the client's address as a counter key; an IPv6 client is counted by its /64, which it can fill at will."""
     raw = request.remote_addr or "-"  # ProxyFix has already applied TRUSTED_PROXIES
     try:
         address = ipaddress.ip_address(raw)

@@ -18,11 +18,22 @@ from lti.models import StoreEntry
 
 
 class ExpiringStore(Protocol):
-    def put(self, key: str, value: str, ttl: int) -> None: ...
-    def add(self, key: str, value: str, ttl: int) -> bool: ...
-    def get(self, key: str) -> str | None: ...
-    def pop(self, key: str) -> str | None: ...
-    def incr(self, key: str, ttl: int) -> int: ...
+    """What the LTI layer needs of a shared store: expiring keys, atomic add and pop, counters."""
+
+    def put(self, key: str, value: str, ttl: int) -> None:
+        """Set key to value for ttl seconds, replacing any previous value."""
+
+    def add(self, key: str, value: str, ttl: int) -> bool:
+        """Set key only if it is absent or expired; answer whether it was set."""
+
+    def get(self, key: str) -> str | None:
+        """Return the live value of key, or None."""
+
+    def pop(self, key: str) -> str | None:
+        """Delete key and return its live value; of two concurrent callers only one gets it."""
+
+    def incr(self, key: str, ttl: int) -> int:
+        """Add one to a counter that expires ttl seconds after its first increment."""
 
 
 class DatabaseStore:
@@ -101,18 +112,23 @@ class RedisStore:
         self.prefix = prefix
 
     def put(self, key: str, value: str, ttl: int) -> None:
+        """Set key to value for ttl seconds, replacing any previous value."""
         self.redis.set(self.prefix + key, value, ex=ttl)
 
     def add(self, key: str, value: str, ttl: int) -> bool:
+        """Set key only if it is absent or expired; answer whether it was set."""
         return bool(self.redis.set(self.prefix + key, value, ex=ttl, nx=True))
 
     def get(self, key: str) -> str | None:
+        """Return the live value of key, or None."""
         return self.redis.get(self.prefix + key)
 
     def pop(self, key: str) -> str | None:
+        """Delete key and return its live value, atomically (GETDEL)."""
         return self.redis.getdel(self.prefix + key)
 
     def incr(self, key: str, ttl: int) -> int:
+        """Add one to a counter that expires ttl seconds after its first increment."""
         pipe = self.redis.pipeline()
         pipe.incr(self.prefix + key)
         pipe.expire(self.prefix + key, ttl, nx=True)

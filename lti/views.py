@@ -36,10 +36,12 @@ def tool_base_url() -> str:
 
 
 def tool_url(endpoint: str, **values) -> str:
+    """Return the absolute URL of an endpoint, on the tool's configured origin."""
     return tool_base_url() + url_for(endpoint, **values)
 
 
 def tool_description() -> ToolDescription:
+    """Describe the tool to a platform: name, URLs, logo and scopes."""
     base = tool_base_url()
     return ToolDescription(
         name=current_app.config["TOOL_TITLE"],
@@ -112,7 +114,7 @@ def launch():
 
 
 def _retry_url(form: dict) -> str | None:
-    """A login URL that starts the same launch again, for a new window where cookies work."""
+    """Build a login URL that starts the same launch again, for a new window where cookies work."""
     import json
 
     from lti.adapter import STATE_PREFIX
@@ -129,7 +131,7 @@ def _retry_url(form: dict) -> str | None:
 @bp.route("/.well-known/jwks.json")
 @bp.route("/lti/jwks")  # the inner route is the one url_for builds
 def jwks():
-    """The tool's public keys: the current one and any still in their rotation grace period."""
+    """Publish the tool's public keys: the current one and any still in their rotation grace period."""
     response = jsonify(current_app.extensions["lti_keys"].jwks())
     response.headers["Cache-Control"] = "public, max-age=300"
     response.headers["Access-Control-Allow-Origin"] = "*"
@@ -176,7 +178,7 @@ def register():
 
 @bp.route("/lti/canvas.json")
 def canvas_json():
-    """The Canvas developer key JSON configuration."""
+    """Serve the Canvas developer key JSON configuration."""
     tool = tool_description()
     domain = urlsplit(tool.base_url).netloc
     placement = {"text": tool.name, "enabled": True, "icon_url": tool.logo_url, "message_type": "LtiResourceLinkRequest",
@@ -208,7 +210,7 @@ def canvas_json():
 
 @bp.route("/lti/config")
 def config_page():
-    """A page for LMS admins: every URL to paste into Moodle or Canvas."""
+    """Show LMS admins every URL to paste into Moodle or Canvas."""
     tool = tool_description()
     return render_template("lti/config.html", tool=tool, register_url=tool_url("lti.register"),
                            canvas_json_url=tool_url("lti.canvas_json"), jwks_alt=tool_base_url() + "/.well-known/jwks.json")

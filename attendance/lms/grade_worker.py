@@ -105,7 +105,7 @@ def _backoff(attempts: int, retry_after: float | None) -> float:
 
 
 def _resolve_line_items(course: Course, client: ServiceClient, force: bool = False) -> list[str]:
-    """The course's attendance line items: the launch's, else found by resource link and tag, else created once."""
+    """Find the course's attendance line items: the launch's, else by resource link and tag, else create them once."""
     links = db.session.scalars(select(ResourceLink).where(ResourceLink.course_id == course.id)
                                .order_by(ResourceLink.id)).all()
     urls = []
@@ -145,7 +145,7 @@ def _acquire(lock: str) -> None:
 
 
 def _find_or_create_line_item(course: Course, link: ResourceLink, client: ServiceClient) -> str | None:
-    """The link's line item with our tag, found in the LMS, or created there."""
+    """Find the link's line item with our tag in the LMS, or create it there."""
     cfg = current_app.config
     tag = cfg["GRADE_LINE_ITEM_TAG"]
     found = client.find_line_items(course.ags_lineitems_url, resource_link_id=link.resource_link_id, tag=tag,
@@ -308,13 +308,13 @@ def _post_scores(client: ServiceClient, line_items: tuple[str, ...], user_id: st
 
 
 def _not_older(timestamp: datetime):
-    """The row's last score timestamp, never moved back: another worker may have posted a newer one."""
+    """Return the row's last score timestamp, never moved back: another worker may have posted a newer one."""
     mine = literal(timestamp, UTCDateTime())
     return case((GradeDelivery.last_timestamp > mine, GradeDelivery.last_timestamp), else_=mine)
 
 
 def score_body(user_id: str, grade: Grade, maximum: float, timestamp: datetime) -> dict:
-    """The AGS score for a grade: out of the line item's maximum, or a cleared grade when nothing counts.
+    """Build the AGS score for a grade: out of the line item's maximum, or a cleared grade when nothing counts.
 
     AGS: a score without scoreGiven and with gradingProgress NotReady removes the result the LMS held.
     """
@@ -326,7 +326,7 @@ def score_body(user_id: str, grade: Grade, maximum: float, timestamp: datetime) 
 
 
 def _unless_changed(claimed_version: int, state: str):
-    """The state to write, unless a change arrived while we delivered: then the row stays pending.
+    """Return the state to write, unless a change arrived while we delivered: then the row stays pending.
 
     Evaluated by the database in the UPDATE, so a concurrent `queue_grades` is never overwritten.
     """
@@ -381,6 +381,7 @@ def run_worker(app: Flask, stop: threading.Event, interval: float | None = None)
 
 
 def start_worker_thread(app: Flask) -> threading.Event:
+    """Run the grade worker in a daemon thread; set the returned event to stop it."""
     stop = threading.Event()
     threading.Thread(target=run_worker, args=(app, stop), name="grade-worker", daemon=True).start()
     return stop

@@ -145,7 +145,7 @@ def sync_if_stale(app: Flask, course_id: int) -> None:
 
 
 def roster_state(course: Course) -> dict:
-    """What the dashboard says about where the student list comes from."""
+    """Describe, for the dashboard, where the student list comes from."""
     return {"source": "nrps" if course.nrps_url else "launches", "synced_at":
             course.roster_synced_at.isoformat().replace("+00:00", "Z") if course.roster_synced_at else None,
             "error": course.roster_error}

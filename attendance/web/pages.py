@@ -127,7 +127,7 @@ def deep_link_confirm():
 # -- projector view -----------------------------------------------------------------------------
 @bp.get("/projector/<int:class_session_id>")
 def projector(class_session_id: int):
-    """The full-screen code screen; its launch token travels in the URL fragment, never to the server.
+    """Show the full-screen code screen; its launch token travels in the URL fragment, never to the server.
 
     Everything it shows comes from the API with that token: the session and its course title from
     GET /api/class-sessions/, the code from POST /api/generate-code/, stops from the session's WebSocket.
@@ -173,7 +173,7 @@ ACTIONS = {
 
 
 def admin_overview(registration_id: int, deployment_pk: int, limit: int = 50) -> dict:
-    """The admin's deployment: its registration, the courses launched through it with counts, recent activity.
+    """Gather the admin's deployment: its registration, the courses launched through it with counts, recent activity.
 
     Admin rights reach one deployment, not the whole registration: Canvas sub-account admins of
     different schools can share one client id, each with their own deployment.
@@ -214,7 +214,7 @@ def admin_overview(registration_id: int, deployment_pk: int, limit: int = 50) ->
 
 
 def _page_principal() -> Principal:
-    """The caller of a page: a launch token in a posted form field, a Bearer header, or the launch session.
+    """Find the caller of a page: a launch token in a posted form field, a Bearer header, or the launch session.
 
     Never a query string: URLs end up in access logs, browser history and Referer headers.
     """
@@ -238,7 +238,7 @@ class _Refused(Exception):
 
 
 def _admin_principal() -> Principal:
-    """The caller of an admin page, or _Refused: no valid launch (401), or no admin rights (403)."""
+    """Find the caller of an admin page, or _Refused: no valid launch (401), or no admin rights (403)."""
     try:
         principal = _page_principal()
     except ApiError as exc:
@@ -256,7 +256,7 @@ def _refused(exc: _Refused):
 
 @bp.route("/admin/overview", methods=["GET", "POST"])
 def admin_overview_page():
-    """The admin page: for admin launches (or teachers with admin rights) only; a clear 403 page for others."""
+    """Show the admin page: for admin launches (or teachers with admin rights) only; a clear 403 page for others."""
     return _admin_page(_admin_principal())
 
 

@@ -35,9 +35,11 @@ class WrongCodeLimiter:
                                headers={"Retry-After": str(max(1, int(reset - time.time() + 0.999)))})
 
     def count_wrong(self, student_id: int, address: str | None) -> None:
+        """Count one wrong code against the student and the address."""
         for limit, key in self._limits(student_id, address):
             self.strategy.hit(limit, key)
 
 
 def wrong_codes() -> WrongCodeLimiter:
+    """Return the application's wrong-code limiter."""
     return current_app.extensions["attendance_wrong_codes"]

@@ -195,7 +195,7 @@ def _note_token_pages(_app, template, context, **_extra) -> None:
 
 
 def _platform_sources() -> tuple[str, ...]:
-    """The sources of the platform an LTI request is about (login, launch, launch token), else of all platforms.
+    """Return the sources of the platform an LTI request is about (login, launch, launch token), else of all platforms.
 
     Which platform is read from the request without trusting it: it only picks among the active
     registrations, every one of which could frame the tool anyway.

@@ -65,7 +65,7 @@ def issue_ticket(principal: Principal, class_session_id: int) -> tuple[str, int]
 
 
 def _redeem_ticket(ticket: str, class_session_id: int) -> Principal:
-    """The principal a ticket stands for, consuming it; a used, expired or unknown ticket is a 401."""
+    """Consume a ticket and return the principal it stands for; a used, expired or unknown ticket is a 401."""
     raw = get_store().pop(_ticket_key(ticket)) if 0 < len(ticket) <= 128 else None
     if raw is None:
         raise ApiError("authentication_required", "The socket ticket is unknown, used or expired; ask for a new one.",
@@ -79,7 +79,7 @@ def _redeem_ticket(ticket: str, class_session_id: int) -> Principal:
 
 
 def _authenticate(class_session_id: int) -> Principal:
-    """The caller, by ?ticket= (the tool's pages) or ?token= (API clients), or a 401."""
+    """Find the caller by ?ticket= (the tool's pages) or ?token= (API clients), or a 401."""
     if "ticket" in request.args:
         return _redeem_ticket(request.args["ticket"], class_session_id)
     try:
@@ -164,7 +164,7 @@ _registry_lock = threading.Lock()
 
 
 def registry() -> SocketRegistry:
-    """This app's socket counts in this process."""
+    """Return this app's socket counts in this process."""
     found = current_app.extensions.get(REGISTRY_KEY)
     if found is None:
         with _registry_lock:
@@ -194,7 +194,7 @@ def _pool_threads() -> int | None:
 
 
 def process_cap(environ: dict) -> int:
-    """The most sockets this process may hold: WS_MAX_PER_PROCESS, else a default that suits the server."""
+    """Return the most sockets this process may hold: WS_MAX_PER_PROCESS, else a default that suits the server."""
     configured = current_app.config.get("WS_MAX_PER_PROCESS")
     if configured is not None:
         return int(configured)
