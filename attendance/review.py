@@ -40,7 +40,7 @@ def scoped_record(principal: Principal, attendance_id: int) -> AttendanceRecord:
 
 
 # -- teacher actions ---------------------------------------------------------------------------
-def validate_attendance(principal: Principal, attendance_ids: list[int], status: str,
+def validate_attendance(principal: Principal, attendance_ids: list[int], status: str,  # long: the stale-status guard, the audit and the live messages share one transaction
                         remark: str | None = None, if_status: str | None = None) -> list[AttendanceRecord]:
     """Set the status (and remark) of records of the caller's course; every change is audited.
 

@@ -50,7 +50,7 @@ DEEP_LINK_PREFIX = "deep_link:"
 TEMPLATES = {TEACHER: "pages/teacher.html", STUDENT: "pages/student.html", ADMIN: "pages/admin.html"}
 
 
-def handle_launch(launch: Launch):
+def handle_launch(launch: Launch):  # long: one launch: provision, token, session, then the page for the role
     """Provision the launch's people and course, then render the page for the user's role."""
     provisioned = provision(launch)
     course = provisioned.course

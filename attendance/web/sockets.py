@@ -275,7 +275,7 @@ def _still_active(principal: Principal) -> bool:
 
 
 @sock.route("/ws/attendance/<int:class_session_id>", bp=bp)
-def attendance_socket(ws, class_session_id: int):
+def attendance_socket(ws, class_session_id: int):  # long: the socket's whole life: subscribe, send, re-check, close
     """Send the session's messages (a student's: their own records) until the client leaves or the launch ends."""
     principal: Principal = g.socket_principal
     slot: Slot = g.socket_slot
