@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -18,9 +19,10 @@ from sqlalchemy import select
 from attendance.models import Course
 from extensions import db
 from lti.models import Deployment, Registration
-from tests.conftest import Launcher, body_attr, meta, register_platform
-from tests.helpers import assert_error, launch_as
-from tests.platform import Platform
+from tests.support.api import assert_error, launch_as
+from tests.support.clock import FakeClock
+from tests.support.launch import Launcher, body_attr, meta, register_platform
+from tests.support.platform import Platform
 
 DL_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
 CONTEXT = "https://purl.imsglobal.org/spec/lti/claim/context"
@@ -84,14 +86,16 @@ def test_a_session_cookie_expires_with_the_launch_token(app, moodle, launcher, c
     assert app.permanent_session_lifetime.total_seconds() == app.config["LAUNCH_TOKEN_TTL"]
 
 
-def test_an_expired_launch_token_is_refused(make_app):
+def test_an_expired_launch_token_is_refused(make_app, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr("itsdangerous.timed.time", clock)  # the launch token's signing and expiry clock
     app = make_app(LAUNCH_TOKEN_TTL=1)
     platform = Platform(product="moodle")
     try:
         register_platform(app, platform)
         teacher = launch_as(Launcher(app.test_client()), platform, "instructor")
         assert teacher.get("/api/class-sessions/").status_code == 200
-        time.sleep(2.1)  # itsdangerous counts whole seconds
+        clock.advance(2.1)  # itsdangerous counts whole seconds
         assert_error(teacher.get("/api/class-sessions/"), 401, "authentication_required")
     finally:
         platform.stop()
@@ -157,3 +161,19 @@ def test_pending_registration_cannot_log_in(app, launcher):
     with app.app_context():
         assert db.session.scalar(select(Registration)).pending_approval is True
         assert db.session.scalar(select(Deployment)) is not None
+
+
+def test_another_site_cannot_open_a_socket_with_the_users_session_cookie(app, moodle, launcher, client):
+    """Cross-site WebSocket hijacking: a socket handshake carries cookies but is not bound by the same-origin
+    policy, so it never accepts the cookie session — only a single-use ticket or an API client's token."""
+    teacher = launch_as(launcher, moodle, "instructor")
+    start = datetime.now(timezone.utc)
+    created = teacher.post("/api/class-sessions/", json={
+        "title": "L", "starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=1)).isoformat()})
+    session_id = created.get_json()["class_session"]["id"]
+    assert client.get("/api/class-sessions/").status_code == 200  # the cookie session is live
+    refused = client.get(f"/ws/attendance/{session_id}", headers={
+        "Origin": "https://evil.example", "Connection": "Upgrade", "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    assert refused.status_code == 401
+    assert refused.get_json()["error"]["code"] == "authentication_required"

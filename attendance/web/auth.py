@@ -15,7 +15,7 @@ from attendance.principal import Principal
 from extensions import db
 from lti.exceptions import LaunchTokenError
 from lti.models import Deployment, Registration
-from lti.roles import TEACHER
+from lti.roles import NONE, TEACHER
 from lti.tokens import read_launch_token
 
 SESSION_KEY = "launch"
@@ -100,20 +100,50 @@ def ensure_active(principal: Principal) -> None:
                        "This platform or deployment is no longer active in the tool; ask your LMS administrator.", 401)
 
 
-def current_principal() -> Principal:
-    """Authenticate the request or raise a 401/403 ApiError."""
+ANONYMOUS = Principal(registration_id=0, deployment_pk=0, user_id=0, course_id=None, role=NONE, is_admin=False,
+                      via="none")  # the null principal: no launch behind the request
+
+# Where a launch token may come from. A socket handshake never takes the cookie session: a WebSocket
+# is not bound by the same-origin policy, so another site could open one with the user's cookie.
+API_SOURCES = ("bearer", "session")
+PAGE_SOURCES = ("form", "bearer", "session")  # a page opened by a form post carrying the launch token
+SOCKET_SOURCES = ("query",)  # API clients' `?token=`; the pages use single-use tickets instead
+
+
+def load_principal(sources: tuple[str, ...] = API_SOURCES) -> Principal:
+    """The one loader of who is calling: a launch token (Bearer, posted form, ?token=) or the launch's session.
+
+    Raise a 401/403 ApiError when no allowed source proves a live launch.
+    """
     if "principal" in g:
         return g.principal
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("bearer "):
+    token, via = _offered_token(sources)
+    if token is not None:
         try:
-            claims = read_launch_token(header[7:].strip())
+            principal = Principal.from_claims(read_launch_token(token), via)
         except LaunchTokenError as exc:
             raise ApiError("authentication_required", exc.message, 401) from exc
-        principal = Principal.from_claims(claims, "token")
-        ensure_active(principal)
-        g.principal = principal
-        return principal
+    elif "session" in sources:
+        principal = _session_principal()
+    else:
+        raise ApiError("authentication_required", "A launch token is required.", 401)
+    ensure_active(principal)
+    g.principal = principal
+    return principal
+
+
+def _offered_token(sources: tuple[str, ...]) -> tuple[str | None, str]:
+    header = request.headers.get("Authorization", "")
+    if "bearer" in sources and header.lower().startswith("bearer "):
+        return header[7:].strip(), "token"
+    if "form" in sources and request.method == "POST" and request.form.get("token"):
+        return request.form["token"], "token"
+    if "query" in sources:
+        return request.args.get("token", ""), "token"
+    return None, "session"
+
+
+def _session_principal() -> Principal:
     claims = session.get(SESSION_KEY)
     if not claims:
         raise ApiError("authentication_required", "Open the tool from your course first (no launch token or session).", 401)
@@ -127,10 +157,20 @@ def current_principal() -> Principal:
             validate_csrf(token)
         except ValidationError as exc:
             raise ApiError("csrf_missing", "The CSRF token is missing, invalid or expired.", 403) from exc
-    principal = Principal.from_claims(claims, "session")
-    ensure_active(principal)
-    g.principal = principal
-    return principal
+    return Principal.from_claims(claims, "session")
+
+
+def current_principal() -> Principal:
+    """The caller of an API request (Bearer token or session + CSRF), or a 401/403 ApiError."""
+    return load_principal(API_SOURCES)
+
+
+def optional_principal(sources: tuple[str, ...] = API_SOURCES) -> Principal:
+    """The caller if a live launch is behind the request, else the null principal (ANONYMOUS)."""
+    try:
+        return load_principal(sources)
+    except ApiError:
+        return ANONYMOUS
 
 
 def require_role(*roles: str, admin: bool = False):

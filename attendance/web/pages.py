@@ -31,10 +31,10 @@ from attendance.models import (
 from attendance.principal import Principal
 from attendance.provisioning import provision
 from attendance.schedule import zone
-from attendance.web.auth import SESSION_KEY, current_principal, ensure_active
+from attendance.web.auth import PAGE_SOURCES, SESSION_KEY, load_principal, optional_principal
 from extensions import db
 from lti.deep_linking import attendance_resource, deep_linking_response_jwt
-from lti.exceptions import LaunchTokenError, LtiError
+from lti.exceptions import LtiError
 from lti.invitations import create_invite, invite_url
 from lti.launch import DeepLinkingSettings, Launch
 from lti.models import Registration
@@ -149,12 +149,9 @@ def checkin_landing(class_session_id: int):
     """
     raw = (request.args.get("code") or "").strip()
     code = raw.upper() if CODE_SHAPE.fullmatch(raw) else None
-    try:
-        principal = current_principal()
-    except ApiError:  # no launch, an expired one, or a deactivated platform: the generic page
-        principal = None
+    principal = optional_principal()  # no launch, an expired one, a deactivated platform: the generic page
     row = None
-    if principal is not None and principal.role == STUDENT and principal.course_id:
+    if principal.role == STUDENT and principal.course_id:
         candidate = db.session.get(ClassSession, class_session_id)
         if candidate is not None and candidate.course_id == principal.course_id:
             row = candidate
@@ -214,19 +211,11 @@ def admin_overview(registration_id: int, deployment_pk: int, limit: int = 50) ->
 
 
 def _page_principal() -> Principal:
-    """Find the caller of a page: a launch token in a posted form field, a Bearer header, or the launch session.
+    """The caller of a page: a launch token in a posted form field, a Bearer header, or the launch session.
 
     Never a query string: URLs end up in access logs, browser history and Referer headers.
     """
-    token = request.form.get("token") if request.method == "POST" else None
-    if token:
-        try:
-            principal = Principal.from_claims(read_launch_token(token), "token")
-        except LaunchTokenError as exc:
-            raise ApiError("authentication_required", exc.message, 401) from exc
-        ensure_active(principal)
-        return principal
-    return current_principal()
+    return load_principal(PAGE_SOURCES)
 
 
 class _Refused(Exception):

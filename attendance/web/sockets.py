@@ -30,12 +30,10 @@ from attendance import realtime
 from attendance.errors import ApiError
 from attendance.models import ClassSession
 from attendance.principal import Principal
-from attendance.web.auth import ensure_active
+from attendance.web.auth import SOCKET_SOURCES, ensure_active, load_principal
 from extensions import db, sock
-from lti.exceptions import LaunchTokenError
 from lti.roles import STUDENT, TEACHER
 from lti.store import get_store
-from lti.tokens import read_launch_token
 
 log = logging.getLogger(__name__)
 bp = Blueprint("sockets", __name__)
@@ -82,10 +80,7 @@ def _authenticate(class_session_id: int) -> Principal:
     """Find the caller by ?ticket= (the tool's pages) or ?token= (API clients), or a 401."""
     if "ticket" in request.args:
         return _redeem_ticket(request.args["ticket"], class_session_id)
-    try:
-        return Principal.from_claims(read_launch_token(request.args.get("token", "")), "token")
-    except LaunchTokenError as exc:
-        raise ApiError("authentication_required", exc.message, 401) from exc
+    return load_principal(SOCKET_SOURCES)
 
 
 # -- caps --------------------------------------------------------------------------------------
