@@ -97,15 +97,15 @@ def register_lti_services(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     app.url_map.strict_slashes = False  # /api/class-sessions and /api/class-sessions/ are the same endpoint
-    from attendance.web.api import bp as api_bp
     from attendance.web.openapi import bp as openapi_bp
+    from attendance.web.openapi import register_api
     from attendance.web.pages import bp as pages_bp
     from attendance.web.sockets import bp as sockets_bp
     from lti.views import bp as lti_bp
 
     app.register_blueprint(lti_bp)
     app.register_blueprint(pages_bp)
-    app.register_blueprint(api_bp)
+    register_api(app)  # the API blueprint, through flask-smorest (it documents each operation)
     app.register_blueprint(openapi_bp)
     app.register_blueprint(sockets_bp)
 

@@ -37,10 +37,12 @@ def insert_new_records(course_id: int, rows: list[dict]) -> dict[int, int]:
 
 
 def iso(moment: datetime | None) -> str | None:
+    """Format a UTC moment as ISO 8601 with a Z, or None."""
     return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
 def risk_of(record: AttendanceRecord) -> dict | None:
+    """The record's risk verdict as the API shows it, or None when it was never scored."""
     if record.risk_score is None:
         return None
     return {"score": record.risk_score, "level": record.risk_level, "reasons": list(record.risk_reasons or [])}
@@ -70,6 +72,7 @@ def publish_record(record: AttendanceRecord, student: User, kind: str) -> None:
 
 
 def publish_payload(record: AttendanceRecord, payload: dict, kind: str) -> None:
+    """Send a record message to the session's teachers and a short one to its student (after the commit)."""
     realtime.broker().publish_many([
         (realtime.session_channel(record.class_session_id), {"type": kind, "attendance": payload}),
         (realtime.student_channel(record.class_session_id, record.student_id), {

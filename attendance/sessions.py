@@ -90,6 +90,7 @@ def create_class_sessions(  # noqa: C901 - field checks that report together
 
 
 def list_class_sessions(course_id: int) -> list[ClassSession]:
+    """Every class session of a course, oldest first."""
     return db.session.scalars(
         select(ClassSession).where(ClassSession.course_id == course_id).order_by(ClassSession.starts_at)).all()
 
@@ -183,15 +184,16 @@ def stop_checkin(principal: Principal, class_session_id: int) -> ClassSession:
 
 def session_json(session: ClassSession, policy: Policy, course: Course, now: datetime | None = None,
                  counts: dict | None = None) -> dict:
+    """A session and what the course's rules make of it, for the API's ClassSessionOut (which formats the times)."""
     now = now or clock.now()
     present_until, late_until = window_of(session, policy)
     out = {
         "id": session.id, "course_id": session.course_id, "course_title": course.display_title, "title": session.title,
-        "starts_at": iso(session.starts_at), "ends_at": iso(session.ends_at), "timezone": course.timezone or "UTC",
+        "starts_at": session.starts_at, "ends_at": session.ends_at, "timezone": course.timezone or "UTC",
         "latitude": session.latitude, "longitude": session.longitude, "radius_m": session.radius_m,
-        "present_until": iso(present_until), "late_until": iso(late_until),
-        "checkin_open": is_checkin_open(session, policy, now), "checkin_opened_at": iso(session.checkin_opened_at),
-        "closed": session.closed_at is not None, "closed_at": iso(session.closed_at),
+        "present_until": present_until, "late_until": late_until,
+        "checkin_open": is_checkin_open(session, policy, now), "checkin_opened_at": session.checkin_opened_at,
+        "closed": session.closed_at is not None, "closed_at": session.closed_at,
         "is_adhoc": session.is_adhoc, "series_id": session.series_id,
     }
     if counts is not None:

@@ -6,6 +6,7 @@ document's own `$ref`s resolved through a `referencing` registry.
 """
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 import re
@@ -13,6 +14,8 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from io import BytesIO
+from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import quote
 
 import pytest
@@ -24,10 +27,14 @@ from referencing.jsonschema import DRAFT202012
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
+from attendance.errors import ErrorCode
 from attendance.lms.grade_worker import deliver_due
 from attendance.models import User
+from attendance.records import submission_json
 from attendance.web import openapi, schemas
+from attendance.web.errors import HTTP_CODES
 from extensions import db
+from lti.exceptions import LaunchTokenError
 from tests.conftest import meta
 from tests.helpers import launch_as
 from tests.lms_services import LmsServices
@@ -235,6 +242,67 @@ def test_the_checker_refuses_what_the_document_does_not_allow(contract):
         contract.validate({"success": False, "error": {"code": "validation_error", "message": "m"}}, invalid)
     with pytest.raises(AssertionError):
         contract.response_at("/api/class-sessions/", "get", 409)
+
+
+# -- error codes -------------------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parent.parent
+# Calls whose code is not written at the call: each passes on a LaunchTokenError's code (checked below).
+PASSED_ON = {("attendance/web/pages.py", "exc.code")}
+
+
+def raised_codes() -> tuple[set[str], set[tuple[str, str]]]:
+    """Every error code written at an `ApiError(...)` in attendance/ and lti/, and the calls that pass one on."""
+    codes, passed_on = set(), set()
+    for path in sorted([*ROOT.glob("attendance/**/*.py"), *ROOT.glob("lti/**/*.py")]):
+        tree = ast.parse(path.read_text(), str(path))
+        constants = {target.id: node.value for node in tree.body if isinstance(node, ast.Assign)
+                     for target in node.targets if isinstance(target, ast.Name)}
+        for call in ast.walk(tree):
+            name = getattr(call, "func", None)
+            if not isinstance(call, ast.Call) or getattr(name, "id", getattr(name, "attr", None)) != "ApiError":
+                continue
+            first = call.args[0]
+            if isinstance(first, ast.Starred) and isinstance(first.value, ast.Name):
+                first = constants[first.value.id].elts[0]  # ApiError(*ALREADY_SUBMITTED)
+            if isinstance(first, ast.Constant):
+                codes.add(first.value)
+            elif isinstance(first, ast.Attribute) and getattr(first.value, "id", None) == "ErrorCode":
+                codes.add(ErrorCode[first.attr].value)
+            else:
+                passed_on.add((str(path.relative_to(ROOT)), ast.unparse(first)))
+    return codes, passed_on
+
+
+def test_every_error_code_the_code_can_raise_is_in_the_enum_and_the_document(document):
+    codes, passed_on = raised_codes()
+    assert len(codes) > 15, codes  # the scan really finds the calls
+    assert passed_on == PASSED_ON
+    codes |= {LaunchTokenError.code, *HTTP_CODES.values(), "server_error"}  # and what the handlers answer
+    enum = {code.value for code in ErrorCode}
+    assert codes - enum == set(), "codes raised but missing from attendance.errors.ErrorCode"
+    listed = document["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"]
+    assert set(listed) == enum
+    documented = set()
+    for item in document["paths"].values():
+        for op in item.values():
+            for response in op.get("responses", {}).values():
+                documented |= set(re.findall(r'"enum": \[([^\]]*)\]', json.dumps(response)))
+    for response in document["components"]["responses"].values():
+        documented |= set(re.findall(r'"enum": \[([^\]]*)\]', json.dumps(response)))
+    per_operation = {code.strip(' "') for group in documented for code in group.split(",")}
+    # "conflict" only names a bare werkzeug 409, which no view raises
+    assert codes - {"conflict"} <= per_operation, "codes no operation documents as an answer"
+
+
+# -- output schemas ------------------------------------------------------------------------------
+def test_the_lean_serializers_answer_exactly_their_output_schemas():
+    """submission_json (the check-in hot path) builds plain dicts: their members are the schema's."""
+    now = datetime.now(timezone.utc)
+    student = SimpleNamespace(id=3, display_name="Ada")
+    record = SimpleNamespace(id=1, class_session_id=2, submitted_at=now, status="present", source="checkin",
+                             risk_score=None, location_flag="inside", distance_m=1.25, accuracy_m=None, remark=None,
+                             validated_at=None)
+    assert list(submission_json(record, student)) == list(schemas.SubmissionOut().fields)
 
 
 # -- real responses ------------------------------------------------------------------------------
