@@ -15,7 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Iterator
+from typing import Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import jwt
@@ -87,9 +87,13 @@ def _retry_after(response: OutboundResponse) -> float | None:
 
 
 class TokenCache:
-    """Access tokens per (issuer, client_id, scopes), shared by the threads of a process."""
+    """Access tokens per (issuer, client_id, scopes), shared by the threads of a process.
 
-    def __init__(self):
+    `clock` answers Unix time (`time.time` by default); tests pass a fake one to move time.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time):
+        self.clock = clock
         self._tokens: dict[tuple, tuple[str, float]] = {}
         self._locks: dict[tuple, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -100,19 +104,21 @@ class TokenCache:
             return self._locks.setdefault(key, threading.Lock())
 
     def get(self, key: tuple, fetch) -> str:
+        """Return the cached token for key, fetching one (once across threads) when it is missing or expiring."""
         cached = self._tokens.get(key)
-        if cached and cached[1] > time.time():
+        if cached and cached[1] > self.clock():
             return cached[0]
         with self._lock_for(key):  # one request per key even when many threads need a token at once
             cached = self._tokens.get(key)
-            if cached and cached[1] > time.time():
+            if cached and cached[1] > self.clock():
                 return cached[0]
             token, lifetime = fetch()
             self.requests += 1
-            self._tokens[key] = (token, time.time() + max(0, lifetime - TOKEN_MARGIN))
+            self._tokens[key] = (token, self.clock() + max(0, lifetime - TOKEN_MARGIN))
             return token
 
     def forget(self, key: tuple) -> None:
+        """Drop the cached token for key."""
         self._tokens.pop(key, None)
 
 
@@ -123,7 +129,7 @@ class ServiceClient:
         self.account, self.keys, self.cache, self.http = account, keys, cache, http
 
     def _audience(self) -> str:
-        """The platform's named audience only on the token endpoint's own host, else the token URL.
+        """Return the platform's named audience only on the token endpoint's own host, else the token URL.
 
         Otherwise a platform could make the tool sign a client assertion valid at someone else's LMS.
         """
@@ -163,6 +169,7 @@ class ServiceClient:
                                response.text) from exc
 
     def token(self, scopes: tuple[str, ...]) -> str:
+        """Return an access token for the given scopes."""
         scopes = tuple(sorted(set(scopes)))
         key = (self.account.issuer, self.account.client_id, scopes)
         return self.cache.get(key, lambda: self._fetch_token(scopes))
@@ -203,6 +210,7 @@ class ServiceClient:
     # -- AGS ------------------------------------------------------------------------------
     def find_line_items(self, lineitems_url: str, *, resource_link_id: str | None = None, tag: str | None = None,
                         scopes: tuple[str, ...]) -> list[dict]:
+        """List the line items, filtered by resource link and tag when given."""
         url = lineitems_url
         params = [(k, v) for k, v in (("resource_link_id", resource_link_id), ("tag", tag)) if v]
         if params:
@@ -211,6 +219,7 @@ class ServiceClient:
         return [item for item in body if isinstance(item, dict)] if isinstance(body, list) else []
 
     def create_line_item(self, lineitems_url: str, line_item: dict, scopes: tuple[str, ...]) -> dict:
+        """Create a line item and return the platform's copy of it."""
         body = _json(self.request("POST", lineitems_url, scopes, accept=LINEITEM, json_body=line_item,
                                   content_type=LINEITEM))
         if not isinstance(body, dict):
@@ -218,6 +227,7 @@ class ServiceClient:
         return body
 
     def post_score(self, lineitem_url: str, score: dict, scopes: tuple[str, ...]) -> OutboundResponse:
+        """Post a score to a line item."""
         return self.request("POST", scores_url(lineitem_url), scopes, accept="application/json",
                             json_body=score, content_type=SCORE)
 
@@ -242,7 +252,7 @@ class ServiceClient:
 
 
 def _json(response: OutboundResponse):
-    """The JSON body of a successful answer; an unreadable one is the platform's fault, not a crash."""
+    """Return the JSON body of a successful answer; an unreadable one is the platform's fault, not a crash."""
     try:
         return response.json()
     except OutboundError as exc:
@@ -250,7 +260,7 @@ def _json(response: OutboundResponse):
 
 
 def scores_url(lineitem_url: str) -> str:
-    """The scores endpoint of a line item: `/scores` after the path, the query string kept."""
+    """Return the scores endpoint of a line item: `/scores` after the path, the query string kept."""
     parts = urlsplit(lineitem_url)
     return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + "/scores", parts.query, parts.fragment))
 

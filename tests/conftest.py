@@ -1,25 +1,28 @@
 """Fixtures in layers: app → client → platform rows → a launcher that signs id_tokens like an LMS.
 
 The suite runs on SQLite by default; with DATABASE_URL (PostgreSQL) and REDIS_URL set, it runs
-against those real servers instead.
+against those real servers instead. Helpers and factories live in `tests/support/`; shared fixtures
+beyond these layers in `tests/support/fixtures.py`.
 """
 from __future__ import annotations
 
 import os
-import re
 import uuid
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import text
 
 from app import create_app
 from extensions import db
-from lti.models import Deployment, Registration
-from tests.platform import Platform
+from tests.support.launch import TOOL, Launcher, body_attr, meta, register_platform
+from tests.support.platform import Platform
 
-TOOL = "http://localhost"
-pytest_plugins = ["tests.processes"]  # the tool_env fixture for tests that run real tool processes
+# Helpers live in tests/support/; these names stay importable from here for older test modules.
+__all__ = ["TOOL", "Launcher", "body_attr", "meta", "register_platform"]
+pytest_plugins = [
+    "tests.support.processes",  # the tool_env fixture for tests that run real tool processes
+    "tests.support.fixtures",  # the loopback LMS fixtures: lms, own_lms
+]
 
 
 @pytest.fixture(scope="session")
@@ -88,20 +91,6 @@ def ctx(app):
         yield
 
 
-def register_platform(app, platform: Platform, *, deployments=None, active=True, **fields) -> int:
-    """Store a registration (and deployments) for the simulated platform; return its id."""
-    with app.app_context():
-        row = Registration(
-            issuer=platform.issuer, client_id=platform.client_id, name=platform.product,
-            product_family=platform.product, auth_login_url=platform.auth_url,
-            auth_token_url=platform.token_url, key_set_url=platform.jwks_url, active=active, **fields)
-        db.session.add(row)
-        for deployment_id in (deployments if deployments is not None else [platform.deployment_id]):
-            db.session.add(Deployment(registration=row, deployment_id=deployment_id))
-        db.session.commit()
-        return row.id
-
-
 @pytest.fixture
 def moodle(app):
     platform = Platform(product="moodle")
@@ -119,50 +108,7 @@ def canvas(app):
     platform.stop()
 
 
-class Launcher:
-    """Drives the OIDC login + launch against the tool as a platform and browser would."""
-
-    def __init__(self, client):
-        self.client = client
-
-    def login(self, platform: Platform, **params):
-        base = self.client.application.config["TOOL_BASE_URL"]  # the tool's public origin, not the test client's host
-        return self.client.get("/lti/login?" + platform.login_query(base + "/lti/launch", **params))
-
-    @staticmethod
-    def auth_request(response) -> dict:
-        """The parameters the tool sent to the platform's auth endpoint."""
-        assert response.status_code == 302, response.get_data(as_text=True)[:500]
-        return {k: v[0] for k, v in parse_qs(urlsplit(response.headers["Location"]).query).items()}
-
-    def start(self, platform: Platform, **params) -> dict:
-        return self.auth_request(self.login(platform, **params))
-
-    def post(self, id_token: str | None, state: str | None, **extra):
-        form = {k: v for k, v in {"id_token": id_token, "state": state, **extra}.items() if v is not None}
-        return self.client.post("/lti/launch", data=form)
-
-    def launch(self, platform: Platform, role="instructor", *, claims: dict | None = None, remove=(), **claim_kwargs):
-        """Full login + launch; claims overrides and removals apply to the id_token."""
-        auth = self.start(platform)
-        body = platform.claims(role, nonce=auth["nonce"], **claim_kwargs)
-        body.update(claims or {})
-        for key in remove:
-            body.pop(key, None)
-        return self.post(platform.sign(body), auth["state"])
-
-
 @pytest.fixture
 def launcher(client):
     return Launcher(client)
 
-
-def meta(html: str, name: str) -> str | None:
-    """The content of a <meta name=...> tag."""
-    match = re.search(rf'<meta name="{re.escape(name)}" content="([^"]*)"', html)
-    return match.group(1) if match else None
-
-
-def body_attr(html: str, attr: str) -> str | None:
-    match = re.search(rf'<body[^>]*\b{re.escape(attr)}="([^"]*)"', html)
-    return match.group(1) if match else None

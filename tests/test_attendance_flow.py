@@ -1,7 +1,7 @@
 """The whole class: teacher opens check-in, students check in, teacher validates and closes."""
 from datetime import datetime, timedelta, timezone
 
-from tests.helpers import launch_as
+from tests.support.api import launch_as
 
 
 def test_class_from_start_to_close(launcher, moodle):

@@ -10,7 +10,7 @@ import pytest
 
 from extensions import db
 from lti.models import Registration
-from tests.browser import (
+from tests.support.browser import (
     BLOCK_ALL,
     BLOCK_THIRD_PARTY,
     WAIT,
@@ -23,8 +23,8 @@ from tests.browser import (
     login_url,
     wait_for_js,
 )
-from tests.conftest import register_platform
-from tests.platform import Platform
+from tests.support.launch import register_platform
+from tests.support.platform import Platform
 
 pytestmark = pytest.mark.browser
 

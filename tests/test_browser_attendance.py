@@ -8,88 +8,28 @@ the new row without a reload; the teacher validates it and the student's page fo
 from __future__ import annotations
 
 import os
-import time
-from html import escape
 from pathlib import Path
 
 import pytest
-from werkzeug.wrappers import Response
 
-from extensions import db
-from lti.models import Registration
-from tests.browser import (
+from tests.support.browser import (  # noqa: F401 - fixtures
     WAIT,
-    ToolServer,
+    browser,
     browser_available,
-    chrome,
+    click,
+    lms,
     lms_url,
     login_url,
+    open_course,
+    place,
+    tool,
     wait_for_js,
 )
-from tests.conftest import register_platform
-from tests.platform import Platform
 
 pytestmark = pytest.mark.browser
 
 CLASSROOM = (41.5369, -8.4239)
 STUDENT_SPOT = (41.5370, -8.4240, 25)  # about 14 m from the middle of the room
-USERS = {
-    "teacher-hint": {"role": "instructor", "sub": "teacher-1", "name": "Ada Lovelace"},
-    "student-hint": {"role": "learner", "sub": "student-1", "name": "Grace Hopper"},
-}
-
-
-@pytest.fixture
-def tool(make_app):
-    server = ToolServer()
-    app = make_app(TOOL_BASE_URL=server.url)
-    server.start(app)
-    server.flask_app = app
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def lms(tool):
-    """One LMS course with a page per user; the iframe may use geolocation, as Canvas and Moodle allow."""
-    platform = Platform(product="moodle")
-    registration_id = register_platform(tool.flask_app, platform)
-    with tool.flask_app.app_context():
-        db.session.get(Registration, registration_id).auth_login_url = lms_url(platform, "/auth")
-        db.session.commit()
-    platform.auth_claims = lambda login_hint, message_hint: dict(USERS[login_hint])
-
-    def course_page(login_hint):
-        src = login_url(tool.url, platform, login_hint=login_hint)
-
-        def handler(request):
-            return Response("<!doctype html><html><head><meta charset='utf-8'><title>Physics 101</title></head><body>"
-                            "<h1 style='font:600 20px sans-serif;margin:8px'>Physics 101 · Moodle</h1>"
-                            f'<iframe name="tool" id="tool" src="{escape(src)}" width="1180" height="1400" '
-                            'allow="geolocation; clipboard-write" style="border:1px solid #ccc"></iframe></body></html>',
-                            mimetype="text/html")
-        return handler
-
-    for hint in USERS:
-        platform.handlers[f"/course/{hint.split('-')[0]}"] = course_page(hint)
-    yield platform
-    platform.stop()
-
-
-@pytest.fixture
-def browser(tmp_path):
-    if not browser_available():
-        pytest.skip("needs /usr/bin/chromium and /usr/bin/chromedriver")
-    drivers = []
-
-    def factory(name):
-        driver = chrome(tmp_path / f"profile-{name}")
-        drivers.append(driver)
-        return driver
-
-    yield factory
-    for driver in drivers:
-        driver.quit()
 
 
 @pytest.fixture
@@ -98,25 +38,6 @@ def shots(tmp_path):
     folder = Path(os.environ.get("ATTENDANCE_SCREENSHOTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def place(driver, platform, tool, latitude, longitude, accuracy):
-    """Fake the browser's position and let both the LMS page and the tool's frame read it."""
-    driver.execute_cdp_cmd("Emulation.setGeolocationOverride",
-                           {"latitude": latitude, "longitude": longitude, "accuracy": accuracy})
-    for origin in (tool.url, lms_url(platform, "")):
-        driver.execute_cdp_cmd("Browser.grantPermissions", {"origin": origin, "permissions": ["geolocation"]})
-
-
-def open_course(driver, platform, who):
-    """Open the user's course page in the LMS and switch into the tool's iframe, once its page is ready."""
-    from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    driver.get(lms_url(platform, f"/course/{who}"))
-    WebDriverWait(driver, WAIT).until(EC.frame_to_be_available_and_switch_to_it("tool"))
-    wait_for_js(driver, "return document.body && document.body.dataset.role")
-    return driver.execute_script("return document.body.dataset.role")
 
 
 def test_teacher_sees_a_check_in_live_and_validates_it(browser, tool, lms, shots):
@@ -195,24 +116,6 @@ def test_teacher_sees_a_check_in_live_and_validates_it(browser, tool, lms, shots
     student.save_screenshot(str(shots / "student.png"))
 
 
-def click(driver, selector: str, attempts: int = 20) -> None:
-    """Click the element matching selector, finding it again if a live update re-rendered it meanwhile."""
-    from selenium.common.exceptions import (
-        NoSuchElementException,
-        StaleElementReferenceException,
-    )
-    from selenium.webdriver.common.by import By
-
-    for attempt in range(attempts):
-        try:
-            driver.find_element(By.CSS_SELECTOR, selector).click()
-            return
-        except (StaleElementReferenceException, NoSuchElementException):
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.25)
-
-
 def png(width: int = 16, height: int = 16) -> bytes:
     """A small valid PNG (a blue square), as a student's scanned note."""
     import struct
@@ -234,8 +137,8 @@ def test_teacher_reviews_validates_and_closes_in_the_browser(browser, tool, lms,
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select
 
-    from tests.conftest import Launcher
-    from tests.helpers import launch_as
+    from tests.support.api import launch_as
+    from tests.support.launch import Launcher
 
     api = Launcher(tool.flask_app.test_client())
     teacher_api = launch_as(api, lms, "instructor", sub="teacher-1", name="Ada Lovelace")
@@ -313,8 +216,8 @@ def test_projector_and_dashboard_follow_stop_and_close_live(browser, tool, lms):
 
     from selenium.webdriver.common.by import By
 
-    from tests.conftest import Launcher
-    from tests.helpers import launch_as
+    from tests.support.api import launch_as
+    from tests.support.launch import Launcher
 
     api = Launcher(tool.flask_app.test_client())
     other_window = launch_as(api, lms, "instructor", sub="teacher-1", name="Ada Lovelace")

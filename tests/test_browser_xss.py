@@ -23,7 +23,7 @@ from werkzeug.wrappers import Request, Response
 
 from extensions import db
 from lti.models import Registration
-from tests.browser import (
+from tests.support.browser import (
     BLOCK_THIRD_PARTY,
     WAIT,
     ToolServer,
@@ -35,8 +35,8 @@ from tests.browser import (
     open_alert_text,
     wait_for_js,
 )
-from tests.conftest import register_platform
-from tests.platform import Platform
+from tests.support.launch import register_platform
+from tests.support.platform import Platform
 
 pytestmark = pytest.mark.browser
 
@@ -285,8 +285,8 @@ PDF = (b"%PDF-1.1\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pa
 
 def api_user(tool, platform: Platform, role: str, sub: str):
     """Launch a user through the tool's login and launch URLs; answer their API client."""
-    from tests.conftest import Launcher, meta
-    from tests.helpers import ApiUser
+    from tests.support.api import ApiUser
+    from tests.support.launch import Launcher, meta
 
     client = tool.flask_app.test_client()
     query = platform.login_query(tool.url + "/lti/launch")

@@ -16,10 +16,11 @@ from sqlalchemy import event, select
 from attendance import codes
 from attendance.models import AttendanceRecord, ClassSession, Justification
 from extensions import db
-from tests.conftest import register_platform
-from tests.helpers import ApiUser, assert_error
-from tests.platform import Platform
-from tests.test_checkin_rules import T0, Clock, Course, iso, status_of, submit
+from tests.support.api import ApiUser, assert_error
+from tests.support.checkin import T0, Course, iso, status_of, submit
+from tests.support.clock import Clock
+from tests.support.launch import register_platform
+from tests.support.platform import Platform
 
 UTC = timezone.utc
 
@@ -33,7 +34,7 @@ def platform():
 
 @pytest.fixture
 def clock(monkeypatch) -> Clock:
-    return Clock(monkeypatch)
+    return Clock(monkeypatch, T0)
 
 
 @pytest.fixture

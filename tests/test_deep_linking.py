@@ -1,25 +1,12 @@
 """Deep linking: a teacher adds the Attendance activity from the LMS's activity chooser."""
-import html as htmlmod
-import re
 
 import jwt
 import pytest
 
-from tests.conftest import body_attr, meta
+from tests.support.deep_linking import confirm_deep_link, returned_jwt
+from tests.support.launch import body_attr
 
 DL_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
-
-
-def _confirm(client, page: str, title="Attendance — Tuesdays"):
-    token = meta(page, "launch-token")
-    return client.post("/deep-link/confirm", data={"launch_token": token, "title": title})
-
-
-def _returned_jwt(response) -> tuple[str, str]:
-    page = response.get_data(as_text=True)
-    action = htmlmod.unescape(re.search(r'<form id="deep-link-return" method="post" action="([^"]+)"', page).group(1))
-    token = re.search(r'name="JWT" value="([^"]+)"', page).group(1)
-    return action, token
 
 
 def _verify(client, token: str, platform) -> dict:
@@ -35,9 +22,9 @@ def test_teacher_adds_attendance_activity(request, client, launcher, product):
     page = launcher.launch(platform, "instructor", message_type="LtiDeepLinkingRequest").get_data(as_text=True)
     assert body_attr(page, "data-role") == "teacher"
     assert 'id="deep-link-form"' in page
-    response = _confirm(client, page)
+    response = confirm_deep_link(client, page)
     assert response.status_code == 200
-    action, token = _returned_jwt(response)
+    action, token = returned_jwt(response)
     assert action == platform.url + "/deep_link_return"
     claims = _verify(client, token, platform)
     assert claims["iss"] == platform.client_id
@@ -59,14 +46,14 @@ def test_data_is_not_invented_when_the_request_had_none(client, launcher, moodle
     settings.pop("data")
     page = launcher.launch(moodle, "instructor", message_type="LtiDeepLinkingRequest",
                            claims={DL_SETTINGS: settings}).get_data(as_text=True)
-    _, token = _returned_jwt(_confirm(client, page))
+    _, token = returned_jwt(confirm_deep_link(client, page))
     assert "https://purl.imsglobal.org/spec/lti-dl/claim/data" not in _verify(client, token, moodle)
 
 
 def test_confirmation_cannot_be_replayed(client, launcher, moodle):
     page = launcher.launch(moodle, "instructor", message_type="LtiDeepLinkingRequest").get_data(as_text=True)
-    assert _confirm(client, page).status_code == 200
-    again = _confirm(client, page)
+    assert confirm_deep_link(client, page).status_code == 200
+    again = confirm_deep_link(client, page)
     assert again.status_code == 404
     assert again.get_json()["error"]["code"] == "not_found"
 
@@ -75,7 +62,7 @@ def test_student_cannot_add_activity(client, launcher, moodle):
     page = launcher.launch(moodle, "learner", message_type="LtiDeepLinkingRequest").get_data(as_text=True)
     assert body_attr(page, "data-role") == "none"
     assert 'id="deep-link-form"' not in page
-    response = _confirm(client, page)
+    response = confirm_deep_link(client, page)
     assert response.status_code == 404
 
 

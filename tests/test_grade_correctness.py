@@ -1,7 +1,7 @@
 """Grades that are right in every corner (issue 8, items 1–4, 6, 7, 17, 18 and the grade lease).
 
 Each test failed on the code before its fix. Everything runs against the loopback LMS of
-tests/lms_services.py over real HTTP; time moves through `attendance.clock.now` only.
+tests/support/lms_services.py over real HTTP; time moves through `attendance.clock.now` only.
 """
 from __future__ import annotations
 
@@ -15,41 +15,19 @@ from sqlalchemy import select
 from attendance.lms.grade_worker import deliver_due
 from attendance.models import EnrollmentPeriod, GradeDelivery
 from extensions import db
-from tests.helpers import assert_error, launch_as
-from tests.test_grades_delivery import (
-    MovableClock,
+from tests.support.api import assert_error, launch_as
+from tests.support.clock import MovableClock
+from tests.support.lms import (
     ags_token_requests,
     close,
     deliver_all,
     deliveries,
-    lms,  # noqa: F401 - the fixture
     mark,
     new_session,
     posts_by_user,
     start_course,
+    sync,
 )
-
-
-@pytest.fixture
-def own_lms(make_app):
-    """An app with settings of the test's own, and a loopback LMS registered with it: (app, Launcher, LmsServices)."""
-    from tests.conftest import Launcher, register_platform
-    from tests.lms_services import LmsServices
-    from tests.platform import Platform
-
-    platforms = []
-
-    def factory(**settings):
-        app = make_app(**settings)
-        client = app.test_client()
-        platform = Platform(product="moodle")
-        platforms.append(platform)
-        register_platform(app, platform)
-        return app, Launcher(client), LmsServices(platform, tool_jwks=lambda: client.get("/lti/jwks").get_json())
-
-    yield factory
-    for platform in platforms:
-        platform.stop()
 
 
 def session_at(teacher, start: datetime) -> int:
@@ -128,8 +106,6 @@ def test_student_who_joined_mid_term_is_not_charged_for_earlier_sessions(app, la
 
 
 def test_student_who_left_and_came_back_is_not_charged_for_the_time_away(app, launcher, lms, monkeypatch):
-    from tests.test_roster import sync
-
     clock = MovableClock(monkeypatch)
     lms.add_member("t", "Instructor")
     lms.add_member("s1", name="Member s1")
@@ -198,8 +174,6 @@ def test_score_given_uses_the_score_maximum(own_lms):
 
 # -- 17. a demoted teacher ------------------------------------------------------------------------------
 def test_teacher_demoted_in_the_lms_loses_write_powers_before_the_token_expires(own_lms):
-    from tests.test_roster import sync
-
     app, launcher, services = own_lms(ACTIVE_CHECK_SECONDS=0)
     services.add_member("t", "Instructor")
     services.add_member("t2", "Instructor")

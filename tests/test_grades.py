@@ -4,8 +4,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from attendance.lms.grade_worker import deliver_due
-from tests.helpers import launch_as
-from tests.lms_services import LmsServices
+from tests.support.api import launch_as
+from tests.support.lms_services import LmsServices
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Grade delivery to the LMS (AGS) in depth: policy, line items, the outbox, failures, restarts, workers, tokens.
 
-Everything talks to a real loopback LMS (`tests/lms_services.py`) that checks what Moodle and Canvas
+Everything talks to a real loopback LMS (`tests/support/lms_services.py`) that checks what Moodle and Canvas
 check; nothing in the tool is mocked. Time is moved with `attendance.clock.now` where backoff matters.
 """
 from __future__ import annotations
@@ -31,122 +31,33 @@ from attendance.models import (
     User,
 )
 from extensions import db
-from tests.conftest import meta, register_platform
-from tests.helpers import launch_as
-from tests.lms_services import SCOPE_SCORE, LmsServices
-from tests.platform import Platform
-from tests.processes import flask_cli, free_port, serve
+from lti.services import TokenCache
+from tests.support.api import launch_as
+from tests.support.clock import FakeClock, MovableClock
+from tests.support.launch import meta, register_platform
+from tests.support.lms import (
+    ags_claims,
+    ags_token_requests,
+    close,
+    deliver_all,
+    deliveries,
+    grades_by_sub,
+    mark,
+    new_session,
+    posts_by_user,
+    service_posts,
+    start_course,
+)
+from tests.support.lms_services import LmsServices
+from tests.support.platform import Platform
+from tests.support.processes import flask_cli, free_port, serve
 
 AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 POSTGRES = bool(os.environ.get("DATABASE_URL"))
 
 
-# -- helpers -----------------------------------------------------------------------------------
-@pytest.fixture
-def lms(request, app, client):
-    product = getattr(request, "param", "moodle")
-    platform = request.getfixturevalue(product)
-    return LmsServices(platform, tool_jwks=lambda: client.get("/lti/jwks").get_json())
-
-
-def ags_claims(lms: LmsServices, lineitem: str | None = None) -> dict:
-    claim = dict(lms.claims()[AGS])
-    if lineitem:
-        claim["lineitem"] = lineitem
-    return {AGS: claim}
-
-
-def start_course(launcher, lms, subs, *, lineitem=None, platform=None):
-    """A teacher and students launched with the AGS claim (no NRPS): (teacher ApiUser, {sub: user id}, {sub: ApiUser})."""
-    platform = platform or lms.platform
-    claims = ags_claims(lms, lineitem)
-    teacher = launch_as(launcher, platform, "instructor", sub="t", claims=claims, nrps=False)
-    students = {sub: launch_as(launcher, platform, "learner", sub=sub, name=f"Student {sub}", claims=claims, nrps=False)
-                for sub in subs}
-    listed = teacher.get("/api/students/").get_json()["students"]
-    ids = {s["name"].removeprefix("Student "): s["id"] for s in listed}
-    return teacher, {sub: ids[sub] for sub in subs}, students
-
-
-def new_session(teacher, days_ago: float = 1.0, *, future: bool = False) -> int:
-    start = datetime.now(timezone.utc) + (timedelta(days=days_ago) if future else -timedelta(days=days_ago))
-    response = teacher.post("/api/class-sessions/", json={
-        "title": f"Lecture {start:%j %H%M%S%f}", "starts_at": start.isoformat(),
-        "ends_at": (start + timedelta(hours=1)).isoformat()})
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()["class_session"]["id"]
-
-
-def mark(teacher, session: int, student_id: int, status: str) -> None:
-    response = teacher.post("/api/mark-attendance/", json={
-        "class_session_id": session, "student_id": student_id, "status": status})
-    assert response.status_code == 200, response.get_json()
-
-
-def close(teacher, session: int) -> dict:
-    response = teacher.post("/api/close-session/", json={"class_session_id": session})
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()
-
-
-def deliver_all(app, rounds: int = 50) -> int:
-    """Run the worker until nothing is due; answer how many rows it handled."""
-    total = 0
-    with app.app_context():
-        for _ in range(rounds):
-            handled = deliver_due()
-            db.session.remove()
-            if not handled:
-                return total
-            total += handled
-    raise AssertionError("the outbox never emptied")
-
-
-def grades_by_sub(teacher, ids: dict) -> dict:
-    body = teacher.get("/api/grades/").get_json()
-    by_id = {g["student"]["id"]: g for g in body["grades"]}
-    return {sub: by_id[uid] for sub, uid in ids.items()}
-
-
-def posts_by_user(lms) -> dict[str, list[dict]]:
-    out = defaultdict(list)
-    for score in lms.scores:
-        out[score["userId"]].append(score)
-    return out
-
-
-def service_posts(platform: Platform, suffix: str, method: str = "POST") -> list:
-    return [r for r in platform.requests if r[0] == method and r[1].split("?")[0].endswith(suffix)]
-
-
-def ags_token_requests(lms) -> list[dict]:
-    return [r for r in lms.token_requests if SCOPE_SCORE in r["scope"].split()]
-
-
-def deliveries(app) -> dict[int, GradeDelivery]:
-    with app.app_context():
-        rows = db.session.scalars(select(GradeDelivery)).all()
-        for row in rows:
-            db.session.expunge(row)
-        return {row.student_id: row for row in rows}
-
-
-class MovableClock:
-    """`attendance.clock.now` shifted by an offset the test moves forward."""
-
-    def __init__(self, monkeypatch):
-        self.offset = timedelta(0)
-        real = clock.now
-        monkeypatch.setattr(clock, "now", lambda: real() + self.offset)
-
-    def advance(self, seconds: float) -> None:
-        self.offset += timedelta(seconds=seconds)
-
-    def now(self) -> datetime:
-        return clock.now()
-
-
+# -- helpers ---------------------------------------------------------------------------------
 def bulk_course(app, lms, launcher, n: int, *, status_of=lambda i: "present", platform=None) -> int:
     """A teacher launch (course + resource link with AGS), then n students with one closed session, in bulk."""
     launch_as(launcher, platform or lms.platform, "instructor", sub="t", claims=ags_claims(lms), nrps=False)
@@ -882,22 +793,24 @@ def test_a_401_renews_the_token_once(app, launcher, lms):
 
 
 def test_token_is_renewed_shortly_before_it_expires(app, launcher, lms):
+    token_clock = FakeClock()
+    app.extensions["lti_token_cache"] = TokenCache(clock=token_clock)
     lms.token_lifetime = 61  # the tool renews TOKEN_MARGIN (60 s) early: this token is as good as expired
     teacher, ids, _ = start_course(launcher, lms, ["s0"])
     session = new_session(teacher)
     close(teacher, session)
     deliver_all(app)
     mark(teacher, session, ids["s0"], "present")
-    time.sleep(1.1)
+    token_clock.advance(1.1)
     deliver_all(app)
     assert len(ags_token_requests(lms)) == 2
     lms.token_lifetime = 3600  # the next one is good for an hour
     mark(teacher, session, ids["s0"], "late")
-    time.sleep(1.1)
+    token_clock.advance(1.1)
     deliver_all(app)
     assert len(ags_token_requests(lms)) == 3
     mark(teacher, session, ids["s0"], "absent")
-    time.sleep(1.1)
+    token_clock.advance(1.1)
     deliver_all(app)
     assert len(ags_token_requests(lms)) == 3
     assert not lms.refused and lms.final_scores() == {"s0": 0.0}

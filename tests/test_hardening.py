@@ -27,9 +27,9 @@ from attendance.models import AttendanceRecord, ClassSession, Course, Enrollment
 from attendance.web.inputs import json_depth
 from extensions import db
 from lti.models import StoreEntry
-from tests.conftest import Launcher, register_platform
-from tests.helpers import assert_error, fast_launch
-from tests.platform import Platform
+from tests.support.api import assert_error, fast_launch
+from tests.support.launch import Launcher, register_platform
+from tests.support.platform import Platform
 
 ROOT = Path(__file__).resolve().parent.parent
 

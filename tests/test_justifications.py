@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 
 from attendance.models import AttendanceRecord, AuditEntry, Justification
 from extensions import db
-from tests.conftest import Launcher, register_platform
-from tests.helpers import assert_error, fast_launch
-from tests.platform import Platform
+from tests.support.api import assert_error, fast_launch
+from tests.support.launch import Launcher, register_platform
+from tests.support.platform import Platform
 
 
 def _png() -> bytes:

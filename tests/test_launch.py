@@ -5,8 +5,8 @@ from sqlalchemy import select
 from attendance.models import Course, Enrollment, ResourceLink, User
 from extensions import db
 from lti.tokens import read_launch_token
-from tests.conftest import body_attr, meta
-from tests.platform import LTI, ROLE
+from tests.support.launch import body_attr, meta
+from tests.support.platform import LTI, ROLE
 
 
 @pytest.mark.parametrize("product", ["moodle", "canvas"])

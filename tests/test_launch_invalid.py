@@ -24,8 +24,9 @@ from sqlalchemy import func, select
 from attendance.models import Course, Enrollment, ResourceLink, User
 from extensions import db
 from lti.models import Deployment, Registration
-from tests.conftest import TOOL, Launcher, body_attr, register_platform
-from tests.platform import LTI, Platform, new_rsa_key
+from tests.support.clock import FakeClock
+from tests.support.launch import TOOL, Launcher, body_attr, register_platform
+from tests.support.platform import LTI, Platform, new_rsa_key
 
 DL_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
 MODELS = (User, Course, Enrollment, ResourceLink, Deployment, Registration)
@@ -486,23 +487,25 @@ def test_login_without_client_id_for_a_shared_issuer_is_refused(app, launcher, m
 # -- platform key rotation ---------------------------------------------------------------------
 
 @pytest.fixture
-def quick_refetch(make_app):
-    """An app whose unknown-kid refetch is rate-limited to once a second, with a Moodle-like platform."""
+def quick_refetch(make_app, monkeypatch):
+    """An app whose unknown-kid refetch is rate-limited to once a second, a Moodle-like platform, and the key cache's clock."""
+    clock = FakeClock()
+    monkeypatch.setattr("lti.platform_keys.time", clock)  # the cache reads time.monotonic(): the test moves it
     app = make_app(LTI_JWKS_MIN_REFETCH_INTERVAL=1)
     platform = Platform()
     register_platform(app, platform)
-    yield app, Launcher(app.test_client()), platform
+    yield app, Launcher(app.test_client()), platform, clock
     platform.stop()
 
 
 def test_rotated_platform_key_is_fetched_and_accepted(quick_refetch):
-    app, launcher, platform = quick_refetch
+    app, launcher, platform, clock = quick_refetch
     assert launcher.launch(platform, sub="before").status_code == 200
     assert len(platform.requests_to("/jwks")) == 1
     old_kid, old_pem = platform.public_jwk["kid"], platform.private_pem
     platform.rotate_key()
     assert platform.public_jwk["kid"] != old_kid and len(platform.published) == 2
-    time.sleep(1.1)
+    clock.advance(1.1)
     response = launcher.launch(platform, sub="after")
     assert response.status_code == 200, response.get_data(as_text=True)[:800]
     assert len(platform.requests_to("/jwks")) == 2  # one refetch for the new kid
@@ -515,10 +518,10 @@ def test_rotated_platform_key_is_fetched_and_accepted(quick_refetch):
 
 
 def test_unknown_kid_refetch_is_rate_limited(quick_refetch):
-    app, launcher, platform = quick_refetch
+    app, launcher, platform, clock = quick_refetch
     assert launcher.launch(platform).status_code == 200
     assert len(platform.requests_to("/jwks")) == 1
-    time.sleep(1.1)
+    clock.advance(1.1)
     logins = [launcher.start(platform) for _ in range(2)]
     tokens = [platform.sign(platform.claims(nonce=a["nonce"]), kid="rotated-away") for a in logins]
     for auth, token in zip(logins, tokens):

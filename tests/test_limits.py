@@ -3,7 +3,7 @@ from sqlalchemy import select
 
 from attendance.models import ClassSession, User
 from extensions import db
-from tests.helpers import assert_error, launch_as
+from tests.support.api import assert_error, launch_as
 
 DL = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
 

@@ -30,9 +30,9 @@ from lti.outbound import (
     parse_networks,
 )
 from lti.services import ServiceError
-from tests.conftest import Launcher, register_platform
-from tests.lms_services import SCOPE_NRPS, SCOPE_SCORE, LmsServices
-from tests.platform import Platform
+from tests.support.launch import Launcher, register_platform
+from tests.support.lms_services import SCOPE_NRPS, SCOPE_SCORE, LmsServices
+from tests.support.platform import Platform
 
 ALLOW = "127.0.0.1/32"
 INTERNAL = "127.0.0.2"  # a host of the tool's own network: outside the allow-list

@@ -10,9 +10,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import TOOL, body_attr, meta, register_platform
-from tests.helpers import launch_as
-from tests.platform import LTI, Platform
+from tests.support.api import launch_as
+from tests.support.launch import TOOL, body_attr, meta, register_platform
+from tests.support.platform import LTI, Platform
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,9 +15,10 @@ from sqlalchemy import select
 from extensions import db
 from lti.invitations import create_invite
 from lti.models import Registration, RegistrationInvite
-from tests.conftest import body_attr, register_platform
-from tests.platform import Platform
-from tests.test_registration import (
+from tests.support.launch import body_attr, register_platform
+from tests.support.platform import Platform
+from tests.support.registration import (
+    CANVAS_CONFIG_PATH,
     MOODLE_CONFIG_PATH,
     MOODLE_REGISTRATION_PATH,
     bearer_required,
@@ -27,12 +28,9 @@ from tests.test_registration import (
     json_response,
     moodle_openid_configuration,
     moodle_platform,
-    platforms,  # noqa: F401 - the fixture
     register,
     registration_endpoint,
 )
-
-CANVAS_CONFIG_PATH = "/api/lti/security/openid-configuration"
 
 
 def error_of(response) -> str | None:
@@ -168,7 +166,7 @@ def test_open_registration_stores_platforms_pending_until_an_admin_approves(make
         row = db.session.scalar(select(Registration))
         assert (row.active, row.pending_approval) == (False, True)
     moodle.client_id = "OpenClient"
-    from tests.conftest import Launcher
+    from tests.support.launch import Launcher
 
     launcher = Launcher(client)
     assert launcher.login(moodle).status_code == 403  # a pending platform cannot launch
@@ -219,7 +217,7 @@ def test_moodle_config_served_without_bearer_still_needs_the_invitation(app, cli
 
 # -- the admin's side: the admin page -------------------------------------------------------------------
 def test_an_lms_admin_makes_a_link_on_the_admin_page_and_a_student_cannot(app, client, moodle, launcher, platforms):
-    from tests.helpers import launch_as
+    from tests.support.api import launch_as
 
     student = launch_as(launcher, moodle, "learner", sub="s1")
     refused = app.test_client().post("/admin/invitations", data={"token": student.token})

@@ -2,7 +2,7 @@
 import pytest
 
 from lti.roles import map_roles
-from tests.platform import ROLE
+from tests.support.platform import ROLE
 
 
 @pytest.mark.parametrize("roles, role, admin", [

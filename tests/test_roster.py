@@ -12,19 +12,14 @@ from attendance.lms.grade_worker import deliver_due
 from attendance.lms.roster import sync_if_stale
 from attendance.models import Course, Enrollment, User
 from extensions import db
-from tests.helpers import launch_as
-from tests.lms_services import LmsServices
-from tests.platform import Platform
+from lti.store import get_store
+from tests.support.api import launch_as
+from tests.support.clock import MovableClock, store_time
+from tests.support.lms import close, sync
+from tests.support.platform import Platform
 
 AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
-
-
-@pytest.fixture
-def lms(request, app, client):
-    product = getattr(request, "param", "moodle")
-    platform = request.getfixturevalue(product)
-    return LmsServices(platform, tool_jwks=lambda: client.get("/lti/jwks").get_json())
 
 
 def teacher_of(launcher, lms, *, nrps_url: str | None = None, **kwargs):
@@ -42,12 +37,6 @@ def roster_requests(lms) -> list[str]:
     """The path + query of every NRPS request the LMS received, in order."""
     path = lms.base + "/memberships"
     return [r[1] for r in lms.platform.requests if r[1].split("?")[0] == path]
-
-
-def sync(teacher, status: int = 200) -> dict:
-    response = teacher.post("/api/roster/sync/")
-    assert response.status_code == status, response.get_json()
-    return response.get_json()
 
 
 def enrollments(app) -> dict[str, tuple[str, bool, str]]:
@@ -69,12 +58,6 @@ def new_session(teacher, days_ago: float = 1.0) -> int:
         "title": "Lecture", "starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=1)).isoformat()})
     assert response.status_code == 201, response.get_json()
     return response.get_json()["class_session"]["id"]
-
-
-def close(teacher, session: int) -> dict:
-    response = teacher.post("/api/close-session/", json={"class_session_id": session})
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()
 
 
 def absentees(teacher, session: int) -> set[str]:
@@ -352,7 +335,7 @@ def test_roster_outage_is_reported_not_a_crash(app, launcher, lms):
 
 
 # -- on teacher launch, throttled --------------------------------------------------------------
-INTERVAL = 3  # seconds: ROSTER_SYNC_INTERVAL for these tests (real time: the per-course lock expires with it)
+INTERVAL = 3  # seconds: ROSTER_SYNC_INTERVAL for these tests (moved past with `pass_interval`, not slept)
 
 
 def _synced_at(app):
@@ -360,12 +343,20 @@ def _synced_at(app):
         return db.session.scalar(select(Course.roster_synced_at))
 
 
-def _sleep_past_interval(app):
-    synced = _synced_at(app)
-    time.sleep(max(0.0, (synced + timedelta(seconds=INTERVAL + 0.3) - datetime.now(timezone.utc)).total_seconds()))
+@pytest.fixture
+def pass_interval(app, monkeypatch):
+    """Move time past the sync interval: `attendance.clock.now`, and the store that holds the per-course lock."""
+    moving = MovableClock(monkeypatch)
+    with app.app_context():
+        let_pass = store_time(get_store(), monkeypatch)  # Redis expires the lock in real time: that one sleeps
+
+    def past_interval():
+        moving.advance(INTERVAL + 0.3)
+        let_pass(INTERVAL + 0.3)
+    return past_interval
 
 
-def test_sync_if_stale_reads_at_most_once_per_interval_and_one_at_a_time(app, launcher, lms):
+def test_sync_if_stale_reads_at_most_once_per_interval_and_one_at_a_time(app, launcher, lms, pass_interval):
     lms.add_member("t", "Instructor")
     lms.add_member("m0")
     teacher_of(launcher, lms)
@@ -394,19 +385,19 @@ def test_sync_if_stale_reads_at_most_once_per_interval_and_one_at_a_time(app, la
     assert len(roster_requests(lms)) == 1
     # After it: one more read, which sees the new member.
     lms.add_member("m1")
-    _sleep_past_interval(app)
+    pass_interval()
     stale_check()
     assert _wait_for(lambda: "m1" in enrollments(app), 10)
     assert len(roster_requests(lms)) == 2
     # Turned off: never.
     app.config["ROSTER_SYNC_ON_LAUNCH"] = False
-    _sleep_past_interval(app)
+    pass_interval()
     stale_check()
     time.sleep(0.5)
     assert len(roster_requests(lms)) == 2
 
 
-def test_teacher_launch_reads_the_roster_in_the_background_throttled(app, launcher, lms):
+def test_teacher_launch_reads_the_roster_in_the_background_throttled(app, launcher, lms, pass_interval):
     app.config.update(ROSTER_SYNC_ON_LAUNCH=True, ROSTER_SYNC_INTERVAL=INTERVAL)
     lms.add_member("t", "Instructor")
     lms.add_member("m0", name="Member m0")
@@ -421,7 +412,7 @@ def test_teacher_launch_reads_the_roster_in_the_background_throttled(app, launch
     time.sleep(0.5)
     assert len(roster_requests(lms)) == 1
     # A student's launch never reads the roster, even when it is stale.
-    _sleep_past_interval(app)
+    pass_interval()
     student_of(launcher, lms, "m0")
     time.sleep(0.5)
     assert len(roster_requests(lms)) == 1

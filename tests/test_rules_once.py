@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import jwt
 
-from tests.test_deep_linking import _confirm, _returned_jwt
-from tests.test_grade_correctness import own_lms  # noqa: F401 - the fixture
-from tests.test_grades_delivery import close, lms, mark, new_session, start_course  # noqa: F401 - lms is a fixture
+from tests.support.deep_linking import confirm_deep_link, returned_jwt
+from tests.support.lms import close, mark, new_session, start_course
 
 LTI_DL = "https://purl.imsglobal.org/spec/lti-dl/claim/"
 
@@ -40,7 +39,7 @@ def test_deep_linking_creates_the_line_item_the_grade_worker_looks_for(own_lms):
     auth = launcher.start(services.platform)
     claims = services.platform.claims("instructor", nonce=auth["nonce"], message_type="LtiDeepLinkingRequest")
     page = launcher.post(services.platform.sign(claims), auth["state"]).get_data(as_text=True)
-    _, token = _returned_jwt(_confirm(launcher.client, page))
+    _, token = returned_jwt(confirm_deep_link(launcher.client, page))
     items = jwt.decode(token, options={"verify_signature": False})[LTI_DL + "content_items"]
     line_item = items[0]["lineItem"]
     assert (line_item["tag"], line_item["label"], line_item["scoreMaximum"]) == ("attendance-2027", "Presence", 20)

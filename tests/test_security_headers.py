@@ -16,9 +16,9 @@ from sqlalchemy import insert, update
 
 from extensions import db
 from lti.models import Registration
-from tests.conftest import meta, register_platform
-from tests.helpers import launch_as
-from tests.platform import Platform
+from tests.support.api import launch_as
+from tests.support.launch import meta, register_platform
+from tests.support.platform import Platform
 
 ROOT = Path(__file__).resolve().parent.parent
 

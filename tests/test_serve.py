@@ -5,8 +5,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from tests.platform import Platform
-from tests.processes import flask_cli, free_port, serve
+from tests.support.platform import Platform
+from tests.support.processes import flask_cli, free_port, serve
 
 
 def test_two_processes_share_state_and_refuse_replays(tool_env):

@@ -11,7 +11,7 @@ import config
 from app import create_app
 from config.settings import Settings, SettingsError
 from config.table import markdown_table
-from tests.processes import free_port, serve, stop
+from tests.support.processes import free_port, serve, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTING_NAMES = [*Settings.model_fields, "FLASK_ENV"]

@@ -5,6 +5,7 @@ import time
 import pytest
 
 from lti.store import DatabaseStore, RedisStore, get_store
+from tests.support.clock import store_time
 
 
 @pytest.fixture(params=["database", "redis"])
@@ -21,6 +22,12 @@ def store(request, app):
             yield DatabaseStore()
 
 
+@pytest.fixture
+def let_pass(store, monkeypatch):
+    """Move time forward by some seconds: the database store's clock is faked, Redis expires keys in real time."""
+    return store_time(store, monkeypatch)
+
+
 def test_put_get_pop(store):
     store.put("k", "v", 60)
     assert store.get("k") == "v"
@@ -29,9 +36,9 @@ def test_put_get_pop(store):
     assert store.get("k") is None
 
 
-def test_expiry(store):
+def test_expiry(store, let_pass):
     store.put("short", "v", 1)
-    time.sleep(1.3)
+    let_pass(1.3)
     assert store.get("short") is None
     assert store.pop("short") is None
     assert store.add("short", "again", 60) is True
@@ -42,10 +49,10 @@ def test_add_only_once(store):
     assert store.add("nonce", "1", 60) is False
 
 
-def test_incr_counts_and_expires(store):
+def test_incr_counts_and_expires(store, let_pass):
     assert [store.incr("c", 60) for _ in range(3)] == [1, 2, 3]
     store.incr("gone", 1)
-    time.sleep(1.3)
+    let_pass(1.3)
     assert store.incr("gone", 60) == 1
 
 

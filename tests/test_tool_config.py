@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from extensions import db
 from lti.models import Deployment, Registration
-from tests.conftest import Launcher, body_attr, meta, register_platform
-from tests.platform import Platform
+from tests.support.launch import Launcher, body_attr, meta, register_platform
+from tests.support.platform import Platform
 
 TOOL = "http://localhost"
 LINEITEM = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"

@@ -6,86 +6,19 @@ server process sees a check-in received by another.
 """
 from __future__ import annotations
 
-import base64
-import json
-import os
-import re
 import threading
-import time
 import uuid
-from datetime import datetime, timedelta, timezone
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 import simple_websocket
 from werkzeug.serving import make_server
 
-from tests.conftest import Launcher, register_platform
-from tests.helpers import ApiUser, fast_launch
-from tests.platform import Platform
-from tests.processes import flask_cli, free_port, serve
-
-
-def session_body(title="Lecture") -> dict:
-    now = datetime.now(timezone.utc)
-    return {"title": title, "starts_at": (now - timedelta(minutes=1)).isoformat(),
-            "ends_at": (now + timedelta(hours=1)).isoformat(), "latitude": 41.5369, "longitude": -8.4239}
-
-
-class _Client(simple_websocket.Client):
-    """simple-websocket's client, minus a race: frames that arrive in the same read as the 101 response stay
-    in wsproto's buffer until more bytes come (the tool's "connected" message could wait for the next ping)."""
-
-    def handshake(self):
-        super().handshake()
-        self._handle_events()
-
-
-class Socket:
-    """A WebSocket client that keeps every message it got, pings aside."""
-
-    def __init__(self, url: str):
-        self.ws = _Client.connect(url)
-        self.seen: list[dict] = []
-
-    def next(self, timeout: float = 5.0) -> dict | None:
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            raw = self.ws.receive(timeout=left)
-            if raw is None:
-                return None
-            message = json.loads(raw)
-            if message.get("type") == "ping":
-                continue
-            self.seen.append(message)
-            return message
-
-    def wait_for(self, kind: str, match=lambda m: True, timeout: float = 10.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            message = self.next(deadline - time.monotonic())
-            if message is not None and message.get("type") == kind and match(message):
-                return message
-        raise AssertionError(f"no {kind} message within {timeout} s; got {self.seen}")
-
-    def close(self):
-        self.ws.close()
-
-
-def handshake_status(url: str) -> tuple[int, dict | None]:
-    """Status and JSON body of a WebSocket upgrade request (http:// URL)."""
-    headers = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
-               "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode()}
-    response = requests.get(url, headers=headers, timeout=10, stream=True)
-    try:
-        body = response.json() if response.status_code != 101 else None
-    finally:
-        response.close()
-    return response.status_code, body
+from tests.support.api import ApiUser, fast_launch
+from tests.support.launch import Launcher, register_platform
+from tests.support.platform import Platform
+from tests.support.processes import flask_cli, free_port, serve
+from tests.support.websocket import Socket, handshake_status, http_launch, session_body
 
 
 # -- one real server in this process -----------------------------------------------------------
@@ -256,23 +189,6 @@ def redis_reachable() -> bool:
         return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
     except Exception:  # noqa: BLE001 - any failure means no Redis here
         return False
-
-
-def http_launch(base: str, platform: Platform, role: str, **claims) -> str:
-    """An OIDC login + launch over real HTTP; answers the launch token."""
-    login = requests.get(f"{base}/lti/login", allow_redirects=False, timeout=10,
-                         params=platform.login_params(f"{base}/lti/launch"))
-    assert login.status_code == 302, login.text[:300]
-    auth = {k: v[0] for k, v in parse_qs(urlsplit(login.headers["Location"]).query).items()}
-    cookie = login.headers["Set-Cookie"].split(";", 1)[0]
-    claims = platform.claims(role, nonce=auth["nonce"], ags=False, nrps=False, **claims)
-    token = platform.sign(claims)
-    launch = requests.post(f"{base}/lti/launch", headers={"Cookie": cookie}, timeout=10,
-                           data={"id_token": token, "state": auth["state"]})
-    assert launch.status_code == 200, launch.text[:500]
-    found = re.search(r'<meta name="launch-token" content="([^"]+)"', launch.text)
-    assert found, launch.text[:500]
-    return found.group(1)
 
 
 @pytest.mark.skipif(not redis_reachable(), reason="Redis is not reachable on 127.0.0.1:6379")

@@ -24,13 +24,13 @@ from attendance.web import sockets
 from extensions import db
 from lti.models import Deployment, Registration
 from lti.store import get_store
-from tests.browser import wait_for_js
-from tests.conftest import Launcher, meta, register_platform
-from tests.helpers import ApiUser, fast_launch
-from tests.platform import Platform
-from tests.processes import flask_cli, free_port, serve_gunicorn, stop
-from tests.test_browser_attendance import browser, lms, open_course, tool  # noqa: F401 - fixtures
-from tests.test_websocket import _Client, handshake_status, http_launch, session_body
+from tests.support.api import ApiUser, fast_launch
+from tests.support.browser import browser, lms, open_course, tool, wait_for_js  # noqa: F401 - fixtures
+from tests.support.clock import store_time
+from tests.support.launch import Launcher, meta, register_platform
+from tests.support.platform import Platform
+from tests.support.processes import flask_cli, free_port, serve_gunicorn, stop
+from tests.support.websocket import WebSocketClient, handshake_status, http_launch, session_body
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # -- helpers -----------------------------------------------------------------------------------
 def connect(url: str) -> simple_websocket.Client:
     """Open a socket and read its `connected` message."""
-    ws = _Client.connect(url)
+    ws = WebSocketClient.connect(url)
     hello = json.loads(ws.receive(timeout=10) or "{}")
     assert hello.get("type") == "connected", hello
     return ws
@@ -300,10 +300,12 @@ def test_a_ticket_opens_one_socket_once(room):
         assert r.refusal(f"ticket={bad}")[0] == 401
 
 
-def test_an_expired_ticket_is_refused(room):
+def test_an_expired_ticket_is_refused(room, monkeypatch):
     r = room(WS_TICKET_TTL=1)
     ticket = r.ticket(r.alice)
-    time.sleep(1.6)
+    with r.app.app_context():
+        let_pass = store_time(get_store(), monkeypatch)
+    let_pass(1.6)
     status, body = r.refusal(f"ticket={ticket}")
     assert status == 401 and body["error"]["code"] == "authentication_required"
 

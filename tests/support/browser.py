@@ -8,11 +8,18 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from html import escape
 from urllib.parse import urlencode
 
+import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Response
+
+from extensions import db
+from lti.models import Registration
+from tests.support.launch import register_platform
+from tests.support.platform import Platform
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -24,6 +31,7 @@ BLOCK_ALL = "all"
 
 
 def browser_available() -> bool:
+    """Whether Debian's chromium and chromium-driver are installed."""
     return os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)
 
 
@@ -206,3 +214,102 @@ def open_alert_text(driver) -> str | None:
         return None
     alert.dismiss()
     return text
+
+
+# -- a course in an LMS page, the tool framed in it: fixtures for tests that import them ------------------
+USERS = {
+    "teacher-hint": {"role": "instructor", "sub": "teacher-1", "name": "Ada Lovelace"},
+    "student-hint": {"role": "learner", "sub": "student-1", "name": "Grace Hopper"},
+}
+
+
+@pytest.fixture
+def tool(make_app):
+    """The tool served on a real port, its Flask app as `flask_app`."""
+    server = ToolServer()
+    app = make_app(TOOL_BASE_URL=server.url)
+    server.start(app)
+    server.flask_app = app
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def lms(tool):
+    """One LMS course with a page per user; the iframe may use geolocation, as Canvas and Moodle allow."""
+    platform = Platform(product="moodle")
+    registration_id = register_platform(tool.flask_app, platform)
+    with tool.flask_app.app_context():
+        db.session.get(Registration, registration_id).auth_login_url = lms_url(platform, "/auth")
+        db.session.commit()
+    platform.auth_claims = lambda login_hint, message_hint: dict(USERS[login_hint])
+
+    def course_page(login_hint):
+        src = login_url(tool.url, platform, login_hint=login_hint)
+
+        def handler(request):
+            return Response("<!doctype html><html><head><meta charset='utf-8'><title>Physics 101</title></head><body>"
+                            "<h1 style='font:600 20px sans-serif;margin:8px'>Physics 101 · Moodle</h1>"
+                            f'<iframe name="tool" id="tool" src="{escape(src)}" width="1180" height="1400" '
+                            'allow="geolocation; clipboard-write" style="border:1px solid #ccc"></iframe></body></html>',
+                            mimetype="text/html")
+        return handler
+
+    for hint in USERS:
+        platform.handlers[f"/course/{hint.split('-')[0]}"] = course_page(hint)
+    yield platform
+    platform.stop()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """A factory of headless Chromiums, one profile each, all quit at teardown."""
+    if not browser_available():
+        pytest.skip("needs /usr/bin/chromium and /usr/bin/chromedriver")
+    drivers = []
+
+    def factory(name):
+        driver = chrome(tmp_path / f"profile-{name}")
+        drivers.append(driver)
+        return driver
+
+    yield factory
+    for driver in drivers:
+        driver.quit()
+
+
+def place(driver, platform, tool, latitude, longitude, accuracy):
+    """Fake the browser's position and let both the LMS page and the tool's frame read it."""
+    driver.execute_cdp_cmd("Emulation.setGeolocationOverride",
+                           {"latitude": latitude, "longitude": longitude, "accuracy": accuracy})
+    for origin in (tool.url, lms_url(platform, "")):
+        driver.execute_cdp_cmd("Browser.grantPermissions", {"origin": origin, "permissions": ["geolocation"]})
+
+
+def open_course(driver, platform, who):
+    """Open the user's course page in the LMS and switch into the tool's iframe, once its page is ready."""
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(lms_url(platform, f"/course/{who}"))
+    WebDriverWait(driver, WAIT).until(EC.frame_to_be_available_and_switch_to_it("tool"))
+    wait_for_js(driver, "return document.body && document.body.dataset.role")
+    return driver.execute_script("return document.body.dataset.role")
+
+
+def click(driver, selector: str, attempts: int = 20) -> None:
+    """Click the element matching selector, finding it again if a live update re-rendered it meanwhile."""
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+    )
+    from selenium.webdriver.common.by import By
+
+    for attempt in range(attempts):
+        try:
+            driver.find_element(By.CSS_SELECTOR, selector).click()
+            return
+        except (StaleElementReferenceException, NoSuchElementException):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.25)

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 import jwt
 from werkzeug.wrappers import Request, Response
 
-from tests.platform import Platform
+from tests.support.platform import Platform
 
 SCORE_TYPE = "application/vnd.ims.lis.v1.score+json"
 LINEITEM_TYPE = "application/vnd.ims.lis.v2.lineitem+json"
