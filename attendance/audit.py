@@ -1,9 +1,7 @@
 """The audit trail of changes to attendance records."""
 from __future__ import annotations
 
-from attendance.models import (
-    AuditEntry,
-)
+from attendance.models import AuditEntry
 from extensions import db
 
 

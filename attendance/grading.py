@@ -7,14 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from attendance.enrolment import enrolled_at, periods_of
-from attendance.models import (
-    ABSENT,
-    EXCUSED,
-    LATE,
-    PRESENT,
-    AttendanceRecord,
-    ClassSession,
-)
+from attendance.models import ABSENT, EXCUSED, LATE, PRESENT, AttendanceRecord, ClassSession
 from attendance.policy import Policy, policy_for
 from extensions import db
 

@@ -15,14 +15,7 @@ from werkzeug.datastructures import FileStorage
 from attendance import clock
 from attendance.audit import record_audit
 from attendance.errors import ApiError
-from attendance.models import (
-    EXCUSED,
-    LATE,
-    PRESENT,
-    AttendanceRecord,
-    ClassSession,
-    Justification,
-)
+from attendance.models import EXCUSED, LATE, PRESENT, AttendanceRecord, ClassSession, Justification
 from attendance.principal import Principal
 from attendance.records import insert_new_records, publish_record
 from attendance.sessions import scoped_session

@@ -8,10 +8,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from attendance import realtime
 from attendance.lms.outbox import records_changed
-from attendance.models import (
-    AttendanceRecord,
-    User,
-)
+from attendance.models import AttendanceRecord, User
 from extensions import db
 
 

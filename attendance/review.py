@@ -11,14 +11,7 @@ from attendance.audit import record_audit
 from attendance.checkin import on_campus
 from attendance.errors import ApiError
 from attendance.lms.roster import sync_roster
-from attendance.models import (
-    ABSENT,
-    AttendanceRecord,
-    ClassSession,
-    Enrollment,
-    Source,
-    User,
-)
+from attendance.models import ABSENT, AttendanceRecord, ClassSession, Enrollment, Source, User
 from attendance.policy import policy_for
 from attendance.principal import Principal
 from attendance.records import insert_new_records, publish_payload, submission_json

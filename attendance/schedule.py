@@ -10,16 +10,7 @@ from sqlalchemy import and_, or_, select
 from attendance import clock
 from attendance.errors import ApiError
 from attendance.grading import compute_grades
-from attendance.models import (
-    ABSENT,
-    EXCUSED,
-    LATE,
-    PRESENT,
-    AttendanceRecord,
-    ClassSession,
-    Course,
-    Enrollment,
-)
+from attendance.models import ABSENT, EXCUSED, LATE, PRESENT, AttendanceRecord, ClassSession, Course, Enrollment
 from attendance.policy import Policy, policy_for
 from attendance.principal import Principal
 from attendance.records import iso

@@ -11,10 +11,7 @@ from sqlalchemy import select
 from attendance import clock, codes, realtime
 from attendance.audit import record_audit
 from attendance.errors import ApiError
-from attendance.models import (
-    ClassSession,
-    Course,
-)
+from attendance.models import ClassSession, Course
 from attendance.policy import Policy, policy_for, window_errors
 from attendance.principal import Principal
 from attendance.records import iso

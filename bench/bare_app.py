@@ -11,17 +11,7 @@ import os
 from datetime import datetime, timezone
 
 from flask import Flask, jsonify, request
-from sqlalchemy import (
-    Column,
-    DateTime,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    create_engine,
-    insert,
-)
+from sqlalchemy import Column, DateTime, Float, Integer, MetaData, String, Table, create_engine, insert
 
 TABLE = "bench_bare_checkin"
 metadata = MetaData()

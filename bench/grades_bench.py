@@ -92,14 +92,7 @@ def build_app(database: Database, tmp: Path):
 
 def seed(app, platform, lms, students: int) -> int:
     """Registration, course with AGS + NRPS, students, 3 closed sessions with mixed statuses; the course id."""
-    from attendance.models import (
-        AttendanceRecord,
-        ClassSession,
-        Course,
-        Enrollment,
-        ResourceLink,
-        User,
-    )
+    from attendance.models import AttendanceRecord, ClassSession, Course, Enrollment, ResourceLink, User
     from extensions import db
     from lti.models import Deployment, Registration
 

@@ -33,13 +33,7 @@ from pylti1p3.message_validators import get_validators
 
 from extensions import db
 from lti.constants import LTI_VERSION, Claim, MessageType
-from lti.exceptions import (
-    LaunchError,
-    LoginError,
-    StateError,
-    TokenError,
-    UnknownPlatform,
-)
+from lti.exceptions import LaunchError, LoginError, StateError, TokenError, UnknownPlatform
 from lti.launch import Launch
 from lti.models import Deployment, Registration
 from lti.ratelimit import count_pending_state

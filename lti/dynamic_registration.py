@@ -8,12 +8,7 @@ from flask import current_app
 from pylti1p3.dynamic_registration import DynamicRegistration
 
 from extensions import db
-from lti.constants import (
-    CANVAS_PLATFORM,
-    PLATFORM_CONFIGURATION,
-    TOOL_CONFIGURATION,
-    MessageType,
-)
+from lti.constants import CANVAS_PLATFORM, PLATFORM_CONFIGURATION, TOOL_CONFIGURATION, MessageType
 from lti.exceptions import RegistrationError
 from lti.models import Deployment, Registration
 from lti.outbound import OutboundError, check_platform_url, url_host

@@ -3,25 +3,10 @@ from __future__ import annotations
 
 from urllib.parse import urlencode, urlsplit
 
-from flask import (
-    Blueprint,
-    current_app,
-    jsonify,
-    make_response,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import Blueprint, current_app, jsonify, make_response, redirect, render_template, request, url_for
 
 from extensions import db
-from lti.adapter import (
-    LOGIN_PARAMS,
-    PendingStorageCheck,
-    start_login,
-    state_cookie_name,
-    validate_launch,
-)
+from lti.adapter import LOGIN_PARAMS, PendingStorageCheck, start_login, state_cookie_name, validate_launch
 from lti.constants import CANVAS_PLATFORM, TOOL_SCOPES
 from lti.dynamic_registration import ToolDescription, ToolDynamicRegistration
 from lti.exceptions import LtiError, RegistrationError

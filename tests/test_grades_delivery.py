@@ -21,15 +21,7 @@ from werkzeug.wrappers import Response
 from attendance import clock
 from attendance.lms.grade_worker import deliver_due
 from attendance.lms.outbox import queue_grades
-from attendance.models import (
-    AttendanceRecord,
-    ClassSession,
-    Course,
-    Enrollment,
-    GradeDelivery,
-    ResourceLink,
-    User,
-)
+from attendance.models import AttendanceRecord, ClassSession, Course, Enrollment, GradeDelivery, ResourceLink, User
 from extensions import db
 from lti.services import TokenCache
 from tests.support.api import launch_as

@@ -22,13 +22,7 @@ import config
 from attendance.lms.client import service_client
 from extensions import db
 from lti.models import Registration
-from lti.outbound import (
-    OutboundClient,
-    OutboundError,
-    address_allowed,
-    check_platform_url,
-    parse_networks,
-)
+from lti.outbound import OutboundClient, OutboundError, address_allowed, check_platform_url, parse_networks
 from lti.services import ServiceError
 from tests.support.launch import Launcher, register_platform
 from tests.support.lms_services import SCOPE_NRPS, SCOPE_SCORE, LmsServices

@@ -18,13 +18,7 @@ from sqlalchemy import case, literal, or_, select, update
 from attendance import clock
 from attendance.grading import Grade, compute_grades
 from attendance.lms.client import service_client
-from attendance.models import (
-    Course,
-    DeliveryState,
-    GradeDelivery,
-    ResourceLink,
-    User,
-)
+from attendance.models import Course, DeliveryState, GradeDelivery, ResourceLink, User
 from extensions import UTCDateTime, db
 from lti.constants import Scope
 from lti.models import Registration

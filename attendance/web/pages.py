@@ -6,28 +6,14 @@ import re
 import secrets
 import time
 
-from flask import (
-    Blueprint,
-    current_app,
-    make_response,
-    render_template,
-    request,
-    session,
-)
+from flask import Blueprint, current_app, make_response, render_template, request, session
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
 from attendance.errors import ApiError
 from attendance.lms.roster import sync_if_stale
-from attendance.models import (
-    AttendanceRecord,
-    AuditEntry,
-    ClassSession,
-    Course,
-    Enrollment,
-    User,
-)
+from attendance.models import AttendanceRecord, AuditEntry, ClassSession, Course, Enrollment, User
 from attendance.principal import Principal
 from attendance.provisioning import provision
 from attendance.schedule import zone

@@ -5,15 +5,7 @@ document's components, so a response shape is written once.
 """
 from __future__ import annotations
 
-from marshmallow import (
-    EXCLUDE,
-    RAISE,
-    Schema,
-    ValidationError,
-    fields,
-    validate,
-    validates_schema,
-)
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from attendance.codes import ALPHABET, LENGTH
 from attendance.models import STATUSES, Source

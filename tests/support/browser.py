@@ -299,10 +299,7 @@ def open_course(driver, platform, who):
 
 def click(driver, selector: str, attempts: int = 20) -> None:
     """Click the element matching selector, finding it again if a live update re-rendered it meanwhile."""
-    from selenium.common.exceptions import (
-        NoSuchElementException,
-        StaleElementReferenceException,
-    )
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
     for attempt in range(attempts):
