@@ -6,6 +6,9 @@ in every test; some tests block every cookie.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from extensions import db
@@ -178,3 +181,18 @@ def test_launch_without_cookies_or_storage_fails_cleanly(browser, tool, lms):
     launches = tool.to("/lti/launch", "POST")
     assert [r["status"] for r in launches] == [403]
     assert all(r["status"] != 500 for r in tool.requests)
+
+
+def test_an_lms_admin_makes_a_registration_link_from_the_admin_page(browser, tool, lms, tmp_path):
+    """The admin page in the LMS iframe: the button gives a single-use registration link, shown once."""
+    driver = browser()
+    platform = lms("moodle", "account_admin")
+    open_tool(driver, platform)
+    assert tool_body(driver, "role") == "admin"
+    driver.find_element("id", "invite-note").send_keys("Second campus")
+    driver.find_element("id", "invite-button").click()
+    url = wait_for_js(driver, 'var c = document.getElementById("invite-url"); return c && c.value')
+    assert url.startswith(tool.url + "/lti/register?invite=")
+    folder = Path(os.environ.get("ATTENDANCE_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(folder / "admin-invite.png"))
