@@ -12,7 +12,6 @@ from attendance.policy import Policy, policy_for
 from extensions import db
 
 
-# -- computing ---------------------------------------------------------------------------------
 @dataclass
 class Grade:
     score: float | None  # 0..100, None when no session counts yet

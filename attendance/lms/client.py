@@ -8,13 +8,12 @@ from lti.outbound import url_host
 from lti.services import PlatformAccount, ServiceClient
 
 
-# -- delivering --------------------------------------------------------------------------------
 def service_client(registration: Registration) -> ServiceClient:
     """Build a client for the registration's AGS and NRPS, confined to the platform's own hosts."""
     app = current_app
     # The issuer's and token endpoint's hosts, and those the registration lists: Canvas Cloud's
     # issuer is canvas.instructure.com while its services live on the school's host.
-    listed = getattr(registration, "service_hosts", None) or []
+    listed = registration.service_hosts or []
     hosts = {url_host(registration.issuer), url_host(registration.auth_token_url)}
     hosts.update((url_host(h) if "://" in h else h.strip().lower()) for h in listed if isinstance(h, str))
     return ServiceClient(

@@ -113,7 +113,7 @@ def _sources_of(values) -> set[str]:
 def registration_sources(row) -> set[str]:
     """Answer the CSP sources of a registration: its issuer, login and token URLs and its service hosts."""
     return ({s for s in (url_origin(row.issuer), url_origin(row.auth_login_url), url_origin(row.auth_token_url)) if s}
-            | {s for s in map(host_source, getattr(row, "service_hosts", None) or []) if s})
+            | {s for s in map(host_source, row.service_hosts or []) if s})
 
 
 class PlatformOrigins:
