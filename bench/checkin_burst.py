@@ -603,26 +603,26 @@ def in_process_figures(app, seed, args) -> None:
             return total
 
         request_cpu = cum("flask/app.py", "wsgi_app")
-        rc = cum("attendance/services.py", "record_check_in")
+        rc = cum("attendance/checkin.py", "record_check_in")
         parts = [
             ("Flask-Limiter (2 wrong-code limits: test before, headers after)",
              cum("flask_limiter/", "_check_request_limit") + cum("flask_limiter/", "__inject_headers")),
             ("launch token check (itsdangerous)", cum("lti/tokens.py", "read_launch_token")),
             ("input parsing (marshmallow)", cum("attendance/inputs.py", "load")),
             ("record_check_in: SELECT session+policy, SELECT same device/IP",
-             cum("sqlalchemy/orm/scoping.py", "execute", ("attendance/services.py", "record_check_in"))),
+             cum("sqlalchemy/orm/scoping.py", "execute", ("attendance/checkin.py", "record_check_in"))),
             ("record_check_in: INSERT + COMMIT (ORM flush)",
-             cum("sqlalchemy/orm/scoping.py", "commit", ("attendance/services.py", "record_check_in"))),
+             cum("sqlalchemy/orm/scoping.py", "commit", ("attendance/checkin.py", "record_check_in"))),
             ("record_check_in: reload user + record after commit, JSON, 2 PUBLISH",
-             cum("sqlalchemy/orm/scoping.py", "get", ("attendance/services.py", "record_check_in"))
-             + cum("attendance/services.py", "publish_record")),
+             cum("sqlalchemy/orm/scoping.py", "get", ("attendance/checkin.py", "record_check_in"))
+             + cum("attendance/records.py", "publish_record")),
         ]
         parts.append(("record_check_in: code HMAC, geofence, risk score",
                       cum("attendance/codes.py", "matches") + cum("attendance/geo.py", "judge")
                       + cum("attendance/risk.py", "score_check_in")))
         parts.append(("record_check_in: the rest (building the select() constructs, Policy, ORM objects, ...)",
                       rc - sum(v for _, v in parts[3:])))
-        parts.append(("response JSON (jsonify)", cum("attendance/api.py", "ok")))
+        parts.append(("response JSON (jsonify)", cum("attendance/web/api.py", "ok")))
         parts.append(("Flask / Werkzeug request handling, teardown, the rest", request_cpu - sum(v for _, v in parts)))
         log(f"  CPU per check-in by part (cProfile with a CPU-time clock over {n} more check-ins; the profiler inflates "
             f"absolute times, read the shares):")

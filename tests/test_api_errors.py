@@ -412,7 +412,7 @@ def allowed(endpoint: Endpoint, role: str) -> bool:
 
 
 def test_every_api_route_is_covered(app):
-    """A new endpoint of attendance/api.py must be added to this file's table."""
+    """A new endpoint of attendance/web/api.py must be added to this file's table."""
     document = "/api/justifications/<int:justification_id>/document"
     covered = {(e.method, e.path if isinstance(e.path, str) else document) for e in ENDPOINTS}
     routes = set()

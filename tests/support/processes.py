@@ -26,7 +26,7 @@ def tool_env(tmp_path):
     env.pop("FLASK_APP", None)
     yield env
     if env.get("DATABASE_URL"):  # leave PostgreSQL empty for the next test
-        subprocess.run([sys.executable, "-c", "from tests.processes import drop_all; drop_all()"],
+        subprocess.run([sys.executable, "-c", "from tests.support.processes import drop_all; drop_all()"],
                        cwd=ROOT, env=env, check=True, timeout=60)
 
 
