@@ -12,31 +12,11 @@ import pytest
 from attendance import codes
 from attendance.geo import haversine_m
 from tests.support.api import assert_error
-from tests.support.checkin import ROOM, T0, Course, iso, north_of_room, status_of, submit
-from tests.support.clock import Clock
+from tests.support.checkin import ROOM, T0, Course, clock, course, iso, north_of_room, platform, status_of, submit  # noqa: F401 - platform, clock and course are fixtures
 from tests.support.launch import register_platform
-from tests.support.platform import Platform
 
 UTC = timezone.utc
 
-
-# -- fixtures ----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def platform():
-    lms = Platform(product="moodle")
-    yield lms
-    lms.stop()
-
-
-@pytest.fixture
-def clock(monkeypatch) -> Clock:
-    return Clock(monkeypatch, T0)
-
-
-@pytest.fixture
-def course(app, platform, clock) -> Course:
-    register_platform(app, platform)
-    return Course(app, platform)
 
 
 def period(moment: datetime) -> int:

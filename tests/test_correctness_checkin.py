@@ -17,30 +17,11 @@ from attendance import codes
 from attendance.models import AttendanceRecord, ClassSession, Justification
 from extensions import db
 from tests.support.api import ApiUser, assert_error
-from tests.support.checkin import T0, Course, iso, status_of, submit
-from tests.support.clock import Clock
+from tests.support.checkin import T0, Course, clock, course, iso, platform, status_of, submit  # noqa: F401 - fixtures
 from tests.support.launch import register_platform
-from tests.support.platform import Platform
 
 UTC = timezone.utc
 
-
-@pytest.fixture(scope="module")
-def platform():
-    lms = Platform(product="moodle")
-    yield lms
-    lms.stop()
-
-
-@pytest.fixture
-def clock(monkeypatch) -> Clock:
-    return Clock(monkeypatch, T0)
-
-
-@pytest.fixture
-def course(app, platform, clock) -> Course:
-    register_platform(app, platform)
-    return Course(app, platform)
 
 
 def listed(course: Course, session_id: int) -> dict:

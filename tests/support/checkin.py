@@ -4,13 +4,16 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from sqlalchemy import func, select
 
 from attendance import codes
 from attendance.models import AttendanceRecord, ClassSession
 from extensions import db
 from tests.support.api import ApiUser, fast_launch
-from tests.support.launch import Launcher
+from tests.support.clock import Clock
+from tests.support.launch import Launcher, register_platform
+from tests.support.platform import Platform
 
 T0 = datetime(2030, 1, 7, 9, 0, 0, tzinfo=timezone.utc)  # a Monday; a multiple of 15 s after the codes' epoch
 ROOM = (41.5369, -8.4239)
@@ -91,3 +94,22 @@ def status_of(response) -> str:
     """The status of an accepted check-in."""
     assert response.status_code == 201, response.get_json()
     return response.get_json()["attendance"]["status"]
+
+
+# -- fixtures of the check-in suites (imported by them) --------------------------------------------
+@pytest.fixture(scope="module")
+def platform():
+    lms = Platform(product="moodle")
+    yield lms
+    lms.stop()
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    return Clock(monkeypatch, T0)
+
+
+@pytest.fixture
+def course(app, platform, clock) -> Course:
+    register_platform(app, platform)
+    return Course(app, platform)
