@@ -233,8 +233,8 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="grades_bench_"))
     database = platform = None
     try:
-        from tests.lms_services import SCOPE_SCORE, LmsServices
-        from tests.platform import Platform
+        from tests.support.lms_services import SCOPE_SCORE, LmsServices
+        from tests.support.platform import Platform
 
         database = Database(args.database_url, tmp)
         app = build_app(database, tmp)

@@ -14,11 +14,9 @@ from sqlalchemy import text
 
 from app import create_app
 from extensions import db
-from tests.support.launch import TOOL, Launcher, body_attr, meta, register_platform
+from tests.support.launch import TOOL, Launcher, register_platform
 from tests.support.platform import Platform
 
-# Helpers live in tests/support/; these names stay importable from here for older test modules.
-__all__ = ["TOOL", "Launcher", "body_attr", "meta", "register_platform"]
 pytest_plugins = [
     "tests.support.processes",  # the tool_env fixture for tests that run real tool processes
     "tests.support.fixtures",  # the loopback LMS fixtures: lms, own_lms

@@ -37,10 +37,11 @@ from attendance.models import (
 )
 from extensions import db
 from lti.tokens import SALT, read_launch_token
-from tests.conftest import TOOL, Launcher, _reset_postgres, meta, register_platform
-from tests.helpers import ApiUser, assert_error
-from tests.helpers import fast_launch as _fast_launch
-from tests.platform import Platform
+from tests.conftest import _reset_postgres
+from tests.support.api import ApiUser, assert_error
+from tests.support.api import fast_launch as _fast_launch
+from tests.support.launch import TOOL, Launcher, meta, register_platform
+from tests.support.platform import Platform
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 ROOM = (41.5369, -8.4239)
@@ -896,8 +897,8 @@ def test_wrong_method_is_json_405(shared_world, method, path):
 @pytest.fixture
 def small_world(make_app):
     """A course whose app accepts bodies of about 1 MB."""
-    from tests.conftest import register_platform
-    from tests.platform import Platform
+    from tests.support.launch import register_platform
+    from tests.support.platform import Platform
 
     small = make_app(MAX_UPLOAD_MB=1)
     platform = Platform(product="moodle")

@@ -35,9 +35,9 @@ from attendance.web import openapi, schemas
 from attendance.web.errors import HTTP_CODES
 from extensions import db
 from lti.exceptions import LaunchTokenError
-from tests.conftest import meta
-from tests.helpers import launch_as
-from tests.lms_services import LmsServices
+from tests.support.api import launch_as
+from tests.support.launch import meta
+from tests.support.lms_services import LmsServices
 
 DOC_URI = "urn:attendance:openapi"
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
